@@ -1,0 +1,694 @@
+"""The ``safehold`` command: a thin shell over the library.
+
+Every command prints tables for people and, with ``--json``, JSON (lines) for
+programs. Progress and messages go to standard error, results to standard output.
+Exit codes: 0 success, 1 some input failed (the others were still processed),
+2 the command could not run (bad arguments, unknown bank, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from safehold import __version__
+from safehold.errors import InvalidValue, SafeholdError
+
+app = typer.Typer(
+    name="safehold",
+    help="Open child-safety platform: hash, bank, match and scan content.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+bank_app = typer.Typer(help="Create, fill, inspect and export banks.", no_args_is_help=True)
+app.add_typer(bank_app, name="bank")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+class _State:
+    db_url: str | None = None
+
+
+def _db() -> Any:
+    from safehold.store.db import Database
+
+    return Database(_State.db_url)
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def _fail(message: str, *, as_json: bool, code: str = "error", exit_code: int = 2) -> NoReturn:
+    if as_json:
+        _emit({"error": {"code": code, "message": message}})
+    else:
+        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(exit_code)
+
+
+@contextmanager
+def _errors(as_json: bool = False) -> Iterator[None]:
+    try:
+        yield
+    except SafeholdError as e:
+        _fail(e.message, as_json=as_json, code=e.code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"safehold {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="SAFEHOLD_DATABASE_URL",
+            help="Database URL (default: sqlite:///safehold.db in the working directory).",
+            show_envvar=True,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    _State.db_url = db
+
+
+# --------------------------------------------------------------------------- hash
+
+
+@app.command("hash")
+def hash_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Image or video files, or directories (recursive).")],
+    fps: Annotated[
+        float, typer.Option("--fps", help="Video frames hashed per second; 0 hashes every frame.")
+    ] = 1.0,
+    mode: Annotated[
+        str, typer.Option("--mode", help="exact (reference values) or fast (reduced JPEG decode).")
+    ] = "exact",
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also print the PDQ of the 8 rotations/flips.")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes (default: all cores).")] = 0,
+    as_json: JsonOpt = True,
+) -> None:
+    """Hash files: one JSON object per line.
+
+    Images: {"path","md5","sha256","pdq","pdq_quality"}; videos: {"path","md5",
+    "sha256","vpdq":[{"frame","timestamp","pdq","quality"}]}. A file that fails prints
+    {"path","error":{"code","message"}}; the others go on and the exit code is 1.
+    """
+    from safehold.scan import hash_files, iter_files
+
+    if fps < 0:
+        _fail("--fps must be 0 (every frame) or positive", as_json=True)
+    if mode not in ("exact", "fast"):
+        _fail("--mode must be 'exact' or 'fast'", as_json=True)
+    failed = False
+    files = list(iter_files(paths))
+    n_workers = workers or (min(os.cpu_count() or 1, len(files)) if len(files) > 1 else 1)
+    with _errors(True):
+        for path, res in hash_files(files, workers=n_workers, fps=fps, mode=mode, dihedral=dihedral):  # type: ignore[arg-type]
+            if isinstance(res, SafeholdError):
+                failed = True
+                _emit({"path": path, "error": {"code": res.code, "message": res.message}})
+                continue
+            obj: dict[str, Any] = {"path": path, **res.to_json()}
+            if dihedral and res.pdq_dihedral:
+                from safehold.signals.pdq import DIHEDRAL_NAMES
+
+                obj["pdq_dihedral"] = dict(zip(DIHEDRAL_NAMES, res.pdq_dihedral, strict=True))
+            _emit(obj)
+            sys.stdout.flush()
+    raise typer.Exit(1 if failed else 0)
+
+
+# --------------------------------------------------------------------------- banks
+
+
+def _parse_thresholds(items: list[str] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidValue(f"--threshold takes SIGNAL=NUMBER (e.g. pdq=31), not {item!r}")
+        try:
+            out[name.strip()] = int(value)
+        except ValueError:
+            raise InvalidValue(f"--threshold {item!r}: {value!r} is not a whole number") from None
+    return out
+
+
+def _bank_table(banks: list[Any]) -> Table:
+    table = Table(title=None, header_style="bold")
+    for col in ("bank", "kind", "entries", "by signal", "thresholds", "version", "updated (UTC)"):
+        table.add_column(col)
+    for b in banks:
+        d = b.to_dict()
+        table.add_row(
+            b.name,
+            b.kind + (" +dihedral" if b.dihedral else ""),
+            f"{d['entries']:,}",
+            ", ".join(f"{k}: {v:,}" for k, v in sorted(b.counts.items())) or "-",
+            ", ".join(f"{k}<={v}" for k, v in sorted(d["thresholds"].items()) if k in ("pdq", "vpdq")),
+            str(b.version),
+            b.updated_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+@bank_app.command("create")
+def bank_create(
+    name: Annotated[str, typer.Argument(help="Bank name: letters, digits, '_', '-', '.'.")],
+    kind: Annotated[str, typer.Option("--kind", help="block, or negative (known false positives).")] = "block",
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", "-t", help="SIGNAL=N, e.g. pdq=31 (Hamming) or vpdq=80 (%)."),
+    ] = None,
+    dihedral: Annotated[bool, typer.Option("--dihedral", help="Also match rotated/flipped copies.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a bank."""
+    from safehold.banks import Banks
+
+    with _errors(as_json):
+        info = Banks(_db()).create(
+            name, kind=kind, description=description, thresholds=_parse_thresholds(threshold), dihedral=dihedral
+        )
+        if as_json:
+            _emit(info.to_dict())
+        else:
+            err.print(f"created {info.kind} bank [bold]{info.name}[/]", markup=True)
+
+
+@bank_app.command("list")
+def bank_list(as_json: JsonOpt = False) -> None:
+    """List banks with their entry counts."""
+    from safehold.banks import Banks
+
+    with _errors(as_json):
+        banks = Banks(_db()).list()
+        if as_json:
+            _emit({"banks": [b.to_dict() for b in banks]})
+        elif not banks:
+            err.print("no banks yet: create one with `safehold bank create NAME` or run `safehold demo`")
+        else:
+            out.print(_bank_table(banks))
+
+
+@bank_app.command("show")
+def bank_show(
+    name: str,
+    entries: Annotated[int, typer.Option("--entries", "-n", help="Also show the first N entries.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a bank's settings, counts and first entries."""
+    from safehold.banks import Banks
+
+    with _errors(as_json):
+        banks = Banks(_db())
+        info = banks.get(name)
+        first = banks.entries(name, limit=entries) if entries > 0 else []
+        if as_json:
+            _emit({**info.to_dict(), "first_entries": [e.to_dict() for e in first]})
+            return
+        out.print(_bank_table([info]))
+        if info.description:
+            out.print(info.description)
+        if first:
+            table = Table(header_style="bold")
+            for col in ("id", "signal", "value", "labels", "source", "external id", "added (UTC)"):
+                table.add_column(col, overflow="fold")
+            for e in first:
+                value = e.value if len(e.value) <= 64 else e.value[:61] + "..."
+                table.add_row(str(e.id), e.signal_type, value, " ".join(e.labels), e.source,
+                              e.external_id or "", e.added_at.strftime("%Y-%m-%d %H:%M"))
+            out.print(table)
+
+
+@bank_app.command("delete")
+def bank_delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a bank and all its entries."""
+    from safehold.banks import Banks
+
+    with _errors(as_json):
+        banks = Banks(_db())
+        info = banks.get(name)
+        if not yes:
+            if not sys.stdin.isatty():
+                _fail("refusing to delete without --yes when not run interactively", as_json=as_json)
+            n = sum(info.counts.values())
+            typer.confirm(f"Delete bank {name!r} and its {n:,} entries?", abort=True)
+        n = banks.delete(name)
+        if as_json:
+            _emit({"deleted": name, "entries": n})
+        else:
+            err.print(f"deleted bank [bold]{name}[/] ({n:,} entries)", markup=True)
+
+
+@bank_app.command("add")
+def bank_add(
+    name: str,
+    signal_type: Annotated[str | None, typer.Argument(help="md5, sha256, pdq, vpdq or url.")] = None,
+    values: Annotated[list[str] | None, typer.Argument(help="Values; '-' reads one per line from stdin.")] = None,
+    media: Annotated[
+        list[Path] | None,
+        typer.Option("--media", "-m", help="Hash these image/video files and add their signals."),
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="Taxonomy label (repeatable).")] = None,
+    source: Annotated[str, typer.Option("--source", help="Provenance, e.g. local, ncmec, partner:NAME.")] = "local",
+    external_id: Annotated[str | None, typer.Option("--external-id")] = None,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    fps: Annotated[float, typer.Option("--fps", help="Video frames hashed per second (--media).")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add entries: `bank add NAME pdq HASH...`, or `bank add NAME --media FILE...`."""
+    from safehold.banks import Banks, make_entry
+
+    with _errors(as_json):
+        entries = []
+        if values == ["-"]:
+            values = [line.strip() for line in sys.stdin if line.strip()]
+        if signal_type and values:
+            entries = [make_entry(signal_type, v, label, source, external_id, note) for v in values]
+        elif signal_type or values:
+            raise InvalidValue("give a signal type and at least one value (or use --media FILE)")
+        for path in media or []:
+            from safehold.hashing import hash_file
+            from safehold.signals.vpdq import serialize
+
+            h = hash_file(path, fps=fps)
+            ext = external_id or path.name
+            entries.append(make_entry("md5", h.md5, label, source, ext, note))
+            if h.pdq is not None:
+                entries.append(make_entry("pdq", h.pdq, label, source, ext, note))
+            if h.vpdq is not None:
+                entries.append(make_entry("vpdq", serialize(h.vpdq), label, source, ext, note))
+        if not entries:
+            raise InvalidValue("nothing to add: give SIGNAL_TYPE VALUE... or --media FILE...")
+        result = Banks(_db()).add(name, entries, added_by=_who())
+        if as_json:
+            _emit({"bank": name, **result.to_dict(), "ids": result.ids})
+        else:
+            err.print(f"{name}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged")
+
+
+def _who() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+@bank_app.command("remove")
+def bank_remove(
+    name: str,
+    signal_type: Annotated[str | None, typer.Argument(help="Signal type of the values to remove.")] = None,
+    values: Annotated[list[str] | None, typer.Argument()] = None,
+    entry_id: Annotated[list[int] | None, typer.Option("--id", help="Entry id (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove entries by value (`bank remove NAME pdq HASH...`) or by id (`--id N`)."""
+    from safehold.banks import Banks
+    from safehold.signals import get_signal_type
+
+    with _errors(as_json):
+        pairs = []
+        if signal_type:
+            st = get_signal_type(signal_type)
+            pairs = [(st.name, st.normalize(v)) for v in values or []]
+            if not pairs:
+                raise InvalidValue("give at least one value after the signal type")
+        if not pairs and not entry_id:
+            raise InvalidValue("nothing to remove: give SIGNAL_TYPE VALUE... or --id N")
+        removed = Banks(_db()).remove(name, ids=entry_id or [], values=pairs)
+        if as_json:
+            _emit({"bank": name, "removed": len(removed), "ids": removed})
+        else:
+            err.print(f"{name}: {len(removed)} entries removed")
+
+
+@bank_app.command("import")
+def bank_import(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="File to import; '-' reads standard input.")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="auto, jsonl, csv, pytx-csv, pytx-lines or te-csv."),
+    ] = "auto",
+    source: Annotated[str | None, typer.Option("--source", help="Source for rows that name none.")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="Label for rows without labels.")] = None,
+    signal_type: Annotated[
+        str | None, typer.Option("--signal-type", help="Signal type of pytx-lines rows that give none.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are bad.")
+    ] = False,
+    create: Annotated[bool, typer.Option("--create", help="Create the bank if it does not exist.")] = False,
+    errors_file: Annotated[
+        Path | None, typer.Option("--errors", help="Write every bad row to this JSONL file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import entries from a file. Re-importing the same file changes nothing.
+
+    By default a file with any bad row imports nothing and lists the bad rows
+    (line number and reason); --skip-invalid imports the good rows.
+    """
+    from safehold.banks import Banks
+    from safehold.banks.formats import parse, parse_path
+    from safehold.errors import ImportFailed, NotFound
+
+    with _errors(as_json):
+        banks = Banks(_db())
+        try:
+            banks.get(name)
+        except NotFound:
+            if not create:
+                raise
+            banks.create(name)
+        kwargs: dict[str, Any] = {"source": source, "default_labels": label, "default_signal_type": signal_type}
+        with err.status(f"reading {file} ..."):
+            if str(file) == "-":
+                parsed = parse(sys.stdin, fmt, **kwargs)
+            else:
+                parsed = parse_path(file, fmt, **kwargs)
+        if errors_file is not None:
+            with open(errors_file, "w", encoding="utf-8") as f:
+                for e in parsed.errors:
+                    f.write(json.dumps(e.to_dict()) + "\n")
+        if parsed.error_count and not skip_invalid:
+            shown = parsed.errors[:20]
+            if as_json:
+                _emit({"error": {"code": ImportFailed.code,
+                                 "message": f"{parsed.error_count} bad rows; nothing was imported",
+                                 "rows": parsed.rows, "bad_rows": parsed.error_count,
+                                 "errors": [e.to_dict() for e in parsed.errors]}})
+            else:
+                err.print(f"[bold red]error:[/] {parsed.error_count} of {parsed.rows} rows are invalid; "
+                          "nothing was imported. Fix them or use --skip-invalid.", markup=True)
+                for e in shown:
+                    err.print(f"  line {e.line}: {e.message}", markup=False)
+                if parsed.error_count > len(shown):
+                    err.print(f"  ... and {parsed.error_count - len(shown)} more (--errors FILE lists all)")
+            raise typer.Exit(1)
+        with err.status(f"importing {len(parsed.entries):,} entries into {name} ..."):
+            result = banks.add(name, parsed.entries, added_by=_who())
+        summary = {"bank": name, "format": parsed.format, "rows": parsed.rows,
+                   "bad_rows": parsed.error_count, **result.to_dict()}
+        if as_json:
+            _emit({**summary, "errors": [e.to_dict() for e in parsed.errors]})
+        else:
+            table = Table(header_style="bold")
+            for key in summary:
+                table.add_column(key.replace("_", " "))
+            table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in summary.values()))
+            out.print(table)
+            for e in parsed.errors[:20]:
+                err.print(f"  skipped line {e.line}: {e.message}", markup=False)
+
+
+@bank_app.command("export")
+def bank_export(
+    name: str,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, csv or pytx-lines.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+) -> None:
+    """Export a bank's entries (re-importable with `bank import`)."""
+    from safehold.banks import Banks
+    from safehold.banks.formats import write
+
+    with _errors(False):
+        banks = Banks(_db())
+        banks.get(name)
+        if output is None:
+            n = write(banks.iter_entries(name), sys.stdout, fmt)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as f:
+                n = write(banks.iter_entries(name), f, fmt)
+        err.print(f"exported {n:,} entries from {name}")
+
+
+# --------------------------------------------------------------------------- match
+
+
+@app.command("match")
+def match_cmd(
+    signal_type: Annotated[str, typer.Argument(help="md5, sha256, pdq, vpdq or url.")],
+    values: Annotated[list[str], typer.Argument(help="Values to look up; '-' reads one per line from stdin.")],
+    bank: Annotated[list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Look signal values up in the banks, many at once (the index loads once).
+
+    JSON lines: {"value","matches":[{"bank","entry_id","external_id","labels","source","distance"}]}.
+    """
+    from safehold.banks import Matcher
+    from safehold.signals import get_signal_type
+
+    with _errors(as_json):
+        st = get_signal_type(signal_type)
+        if values == ["-"]:
+            values = [line.strip() for line in sys.stdin if line.strip()]
+        with err.status("loading banks ..."):
+            matcher = Matcher(_db(), banks=bank, signal_types=[st.name])
+        failed = False
+        table = None
+        if not as_json:
+            table = Table(header_style="bold")
+            for col in ("value", "bank", "entry", "external id", "labels", "source", "distance"):
+                table.add_column(col, overflow="fold")
+        good: list[tuple[str, str]] = []
+        for v in values:
+            try:
+                good.append((v, st.normalize(v)))
+            except SafeholdError as e:
+                failed = True
+                if as_json:
+                    _emit({"value": v, "error": {"code": e.code, "message": e.message}})
+                else:
+                    err.print(f"[red]{e.message}[/]", markup=True, highlight=False)
+        hits = 0
+        for start in range(0, len(good), 5000):
+            chunk = good[start : start + 5000]
+            results = matcher.lookup(st.name, [n for _, n in chunk], banks=bank)
+            for (raw, _), res in zip(chunk, results, strict=True):
+                hits += bool(res.matches)
+                if as_json:
+                    obj: dict[str, Any] = {"value": raw, **res.to_dict()}
+                    _emit(obj)
+                elif table is not None:
+                    shown = raw if len(raw) <= 24 else raw[:21] + "..."
+                    if not res.matches:
+                        table.add_row(shown, "[dim]no match[/]", "", "", "", "", "")
+                    for m in res.matches:
+                        table.add_row(shown, m.bank, str(m.entry_id), m.external_id or "", " ".join(m.labels),
+                                      m.source, str(m.distance))
+        if table is not None:
+            out.print(table)
+            err.print(f"{hits} of {len(good)} values matched")
+    raise typer.Exit(1 if failed else 0)
+
+
+# --------------------------------------------------------------------------- scan
+
+
+@app.command("scan")
+def scan_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursive).")],
+    bank: Annotated[list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Hashing processes (default: all cores).")] = 0,
+    fps: Annotated[float, typer.Option("--fps", help="Video frames hashed per second.")] = 1.0,
+    mode: Annotated[str, typer.Option("--mode", help="exact or fast.")] = "exact",
+    state: Annotated[
+        Path | None, typer.Option("--state", help="Progress file for resuming (default: per scan, automatic).")
+    ] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore progress of an earlier interrupted scan.")] = False,
+    only_matches: Annotated[bool, typer.Option("--only-matches", help="With --json, print matched files only.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scan files against the banks: all cores, progress bar, resumable.
+
+    With --json, one line per file: {"path","kind","matches":[...]} or {"path","error"}.
+    A summary table goes to standard error at the end. Interrupted? Run the same
+    command again and it continues where it stopped.
+    """
+    from safehold.banks import Matcher
+    from safehold.scan import ScanState, iter_files, scan
+
+    if mode not in ("exact", "fast"):
+        _fail("--mode must be 'exact' or 'fast'", as_json=as_json)
+    with _errors(as_json):
+        with err.status("loading banks ..."):
+            matcher = Matcher(_db(), banks=bank)
+        settings = {"banks": sorted(bank or []), "fps": fps, "mode": mode}
+        state_path = state or ScanState.default_path(paths, settings)
+        if restart:
+            state_path.unlink(missing_ok=True)
+        st = ScanState(state_path)
+        if st.done:
+            err.print(f"resuming: {len(st.done):,} files already scanned (use --restart to start over)")
+        total = sum(1 for _ in iter_files(paths))
+        counts = {"files": 0, "matched": 0, "no_match": 0, "errors": 0, "skipped": 0, "suppressed": 0}
+        by_bank: dict[str, int] = {}
+        matched_rows: list[tuple[str, str]] = []
+        progress = Progress(
+            TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[hits]} matched"),
+            TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("scan", total=total, hits=0)
+
+            def skipped(_: Path) -> None:
+                counts["skipped"] += 1
+                progress.advance(task)
+
+            try:
+                for o in scan(paths, matcher, banks=bank, workers=workers or None, fps=fps, mode=mode,  # type: ignore[arg-type]
+                              state=st, on_skip=skipped):
+                    counts["files"] += 1
+                    if o.error is not None:
+                        counts["errors"] += 1
+                    elif o.result is not None and o.result.matches:
+                        counts["matched"] += 1
+                        for m in o.result.matches:
+                            by_bank[m.bank] = by_bank.get(m.bank, 0) + 1
+                        labels = sorted({lb for m in o.result.matches for lb in m.labels})
+                        matched_rows.append((o.path, ", ".join(sorted({m.bank for m in o.result.matches}))
+                                             + (f" [{' '.join(labels)}]" if labels else "")))
+                    else:
+                        counts["no_match"] += 1
+                    if o.result is not None and o.result.suppressed:
+                        counts["suppressed"] += 1
+                    if as_json and (not only_matches or (o.result is not None and o.result.matches)):
+                        _emit(o.to_dict())
+                        sys.stdout.flush()
+                    elif not as_json and o.error is not None:
+                        progress.console.print(f"[yellow]{o.path}: {o.error.message}[/]", markup=True,
+                                               highlight=False)
+                    progress.update(task, advance=1, hits=counts["matched"])
+            except KeyboardInterrupt:
+                st.close()
+                err.print(f"interrupted; progress saved in {state_path} — run the same command to resume")
+                raise typer.Exit(130) from None
+        st.finish()
+        if not as_json and matched_rows:
+            table = Table(title="matched files", header_style="bold")
+            table.add_column("file", overflow="fold")
+            table.add_column("banks [labels]")
+            for row in matched_rows:
+                table.add_row(*row)
+            out.print(table)
+        summary = Table(title="scan summary", header_style="bold")
+        for key in counts:
+            summary.add_column(key.replace("_", " "), justify="right")
+        summary.add_row(*(f"{v:,}" for v in counts.values()))
+        err.print(summary)
+        if by_bank:
+            err.print("matches by bank: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(by_bank.items())))
+    raise typer.Exit(1 if counts["errors"] else 0)
+
+
+# --------------------------------------------------------------------------- demo, serve, labels
+
+
+@app.command("demo")
+def demo_cmd(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write the synthetic pictures.")] = Path(
+        "demo-media"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the demo bank of synthetic pictures (safe to run again)."""
+    from safehold.demo import create_demo
+
+    with _errors(as_json):
+        with err.status("drawing synthetic pictures and filling the demo bank ..."):
+            res = create_demo(_db(), directory)
+        if as_json:
+            _emit({"bank": res.bank, "directory": str(res.directory), "pictures": len(res.pictures),
+                   "queries": [str(q) for q in res.queries],
+                   **(res.added.to_dict() if res.added else {})})
+        else:
+            err.print(
+                f"demo bank [bold]{res.bank}[/]: {len(res.pictures)} synthetic pictures in {res.directory}/bank.\n"
+                f"Try: safehold scan {res.directory}/queries",
+                markup=True,
+            )
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="Create the demo bank first.")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = 1,
+) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from safehold.web.app import create_app
+
+    with _errors(False):
+        db = _db()
+        if demo:
+            from safehold.demo import create_demo
+
+            create_demo(db)
+        err.print(f"safehold {__version__} on http://{host}:{port}/ (database: {db.describe()})")
+        uvicorn.run(create_app(db), host=host, port=port, log_level="info", workers=1 if workers < 1 else workers)
+
+
+@app.command("labels")
+def labels_cmd(as_json: JsonOpt = False) -> None:
+    """List the taxonomy labels banks and decisions use."""
+    from safehold.taxonomy import LABELS, expand
+
+    if as_json:
+        for label in LABELS.values():
+            _emit({"label": label.name, "scheme": label.scheme, "title": label.title,
+                   "severity": label.severity, "implies": [x for x in expand([label.name]) if x != label.name]})
+        return
+    table = Table(header_style="bold")
+    for col in ("label", "scheme", "title", "severity"):
+        table.add_column(col)
+    for label in sorted(LABELS.values(), key=lambda x: (-x.severity, x.name)):
+        table.add_row(label.name, label.scheme, label.title, str(label.severity))
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""A demo bank of harmless synthetic pictures, so a newcomer sees matches at once.
+
+Every picture is drawn by code (gradients, shapes, text). The labels attached to
+them (``A1`` ...) are there only to show how labels travel with matches; the
+pictures themselves are abstract shapes.
+
+``create_demo`` writes ``bank/`` (the pictures in the bank) and ``queries/``
+(modified copies — resized, recompressed, rotated, mirrored — and pictures that are
+not in the bank) under a directory, and fills the bank ``demo``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+from safehold.banks.entries import make_entry
+from safehold.banks.repository import AddResult, Banks
+from safehold.errors import NotFound
+from safehold.hashing import hash_file
+from safehold.store.db import Database
+
+DEMO_BANK = "demo"
+DEMO_LABELS = ("A1", "A2", "B1", "B2")
+N_PICTURES = 12
+
+
+def synthetic_picture(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A deterministic, harmless picture: a smooth gradient with shapes and a caption."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0.0, 1.0, w)[None, :, None]
+    s = np.linspace(0.0, 1.0, h)[:, None, None]
+    mix = (t * 0.7 + s * 0.3)
+    base = (c0[None, None, :] * (1 - mix) + c1[None, None, :] * mix).astype(np.uint8)
+    im = Image.fromarray(base, "RGB")
+    draw = ImageDraw.Draw(im)
+    for _ in range(int(rng.integers(4, 9))):
+        x0, y0 = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+        x1, y1 = x0 + int(rng.integers(30, w // 2)), y0 + int(rng.integers(30, h // 2))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        shape = int(rng.integers(0, 3))
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        else:
+            pts = [(int(rng.integers(0, w)), int(rng.integers(0, h))) for _ in range(3)]
+            draw.polygon(pts, fill=colour)
+    draw.text((12, h - 28), f"safehold demo #{seed}", fill=(255, 255, 255))
+    return im.filter(ImageFilter.SMOOTH)
+
+
+@dataclass
+class DemoResult:
+    bank: str
+    directory: Path
+    pictures: list[Path] = field(default_factory=list)
+    queries: list[Path] = field(default_factory=list)
+    added: AddResult | None = None
+
+
+def create_demo(db: Database, directory: Path | str = "demo-media") -> DemoResult:
+    """Create (or refresh) the demo bank and its pictures. Safe to run again."""
+    root = Path(directory)
+    bank_dir, query_dir = root / "bank", root / "queries"
+    bank_dir.mkdir(parents=True, exist_ok=True)
+    query_dir.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(DEMO_BANK, root)
+    for i in range(N_PICTURES):
+        path = bank_dir / f"demo-{i:02d}.jpg"
+        synthetic_picture(i).save(path, "JPEG", quality=90)
+        result.pictures.append(path)
+    variants = {
+        "demo-00-resized.jpg": lambda im: im.resize((320, 240)),
+        "demo-01-recompressed.jpg": lambda im: im,
+        "demo-02-rotated.jpg": lambda im: im.rotate(90, expand=True),
+        "demo-03-mirrored.jpg": ImageOps.mirror,
+        "demo-04-cropped.jpg": lambda im: im.crop((8, 8, im.width - 8, im.height - 8)),
+    }
+    for name, change in variants.items():
+        src = Image.open(bank_dir / f"{name[:7]}.jpg").convert("RGB")
+        path = query_dir / name
+        change(src).save(path, "JPEG", quality=60)
+        result.queries.append(path)
+    for i in range(100, 103):  # pictures that are not in the bank
+        path = query_dir / f"unrelated-{i}.png"
+        synthetic_picture(i).save(path, "PNG")
+        result.queries.append(path)
+
+    banks = Banks(db)
+    try:
+        banks.get(DEMO_BANK)
+    except NotFound:
+        banks.create(
+            DEMO_BANK,
+            description="Synthetic demo pictures (abstract shapes); labels are illustrative only",
+            dihedral=True,
+        )
+    entries = []
+    for i, path in enumerate(result.pictures):
+        h = hash_file(path)
+        label = DEMO_LABELS[i % len(DEMO_LABELS)]
+        note = "synthetic demo picture"
+        ext = f"demo-{i:02d}"
+        entries.append(make_entry("pdq", h.pdq or "", [label], "local", ext, note))
+        entries.append(make_entry("md5", h.md5, [label], "local", ext, note))
+    result.added = banks.add(DEMO_BANK, entries, added_by="safehold demo")
+    return result
