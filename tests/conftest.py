@@ -21,9 +21,21 @@ from safehold.store import Database
 PG_ADMIN = os.environ.get(
     "SAFEHOLD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-VECTORS = Path(
-    os.environ.get("SAFEHOLD_VECTORS", Path(__file__).resolve().parents[2] / "shared" / "vectors")
-)
+def _find_vectors() -> Path:
+    """The shared reference vectors: $SAFEHOLD_VECTORS, ../shared/vectors next to the
+    checkout, or /work/shared/vectors (CI's clean clone may live elsewhere)."""
+    candidates = [
+        os.environ.get("SAFEHOLD_VECTORS", ""),
+        str(Path(__file__).resolve().parents[2] / "shared" / "vectors"),
+        "/work/shared/vectors",
+    ]
+    for c in candidates:
+        if c and (Path(c) / "pdq" / "manifest.json").exists():
+            return Path(c)
+    return Path(candidates[1])
+
+
+VECTORS = _find_vectors()
 
 
 def _pg_admin_conninfo() -> str:

@@ -17,10 +17,12 @@ Two modes for images:
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from safehold.errors import Unreadable
 from safehold.media import (
     DEFAULT_LIMITS,
     Limits,
@@ -35,7 +37,7 @@ from safehold.signals.pdq import dihedral_from_rgb, pdq_from_rgb
 from safehold.signals.vpdq import VpdqFrame, vpdq_from_video
 
 Mode = Literal["exact", "fast"]
-FAST_MIN_SIDE = 512
+FAST_MIN_SIDE = 1024
 
 
 @dataclass
@@ -90,9 +92,12 @@ def hash_file(
     """Hash one image or video file. Raises a :class:`~safehold.errors.MediaError`."""
     p = Path(path)
     fmt = identify(p, limits)
-    with open(p, "rb") as f:
-        digests = digest_stream(f, ("md5", "sha256"))
-    size = p.stat().st_size
+    try:
+        with open(p, "rb") as f:
+            digests = digest_stream(f, ("md5", "sha256"))
+            size = os.fstat(f.fileno()).st_size
+    except OSError as e:  # removed or made unreadable since it was identified
+        raise Unreadable(f"{p} cannot be read: {e.strerror or e}") from e
     result = ContentHashes(fmt.kind, fmt.name, size, digests["md5"], digests["sha256"])
     if fmt.kind == "image":
         _hash_image(result, open_image(p, limits, draft=_draft(mode)), dihedral)

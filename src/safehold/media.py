@@ -44,8 +44,8 @@ from safehold.errors import (
     TooLong,
     TooManyFrames,
     TooManyPixels,
-    UnsupportedFormat,
     Unreadable,
+    UnsupportedFormat,
 )
 
 try:  # HEIC (and HEIF containers) through libheif
@@ -94,6 +94,7 @@ class Limits:
             "SAFEHOLD_MAX_VIDEO_SECONDS": "max_video_seconds",
             "SAFEHOLD_MAX_HASHED_FRAMES": "max_hashed_frames",
             "SAFEHOLD_MAX_DECODE_SECONDS": "max_decode_seconds",
+            "SAFEHOLD_MAX_DECODED_FRAMES": "max_decoded_frames",
         }
         changes: dict[str, float | int] = {}
         for env, name in fields.items():
@@ -234,8 +235,19 @@ def _check(head: bytes, size: int, limits: Limits, *, name: str) -> MediaFormat:
 
 # --------------------------------------------------------------------------- images
 
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
-               IndexError, TypeError, KeyError, AttributeError, RuntimeError)
+_PIL_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RuntimeError,
+)
 
 
 def open_image(
@@ -281,7 +293,9 @@ def _decode_image(
         except Image.DecompressionBombError as e:  # pragma: no cover - limit disabled above
             raise TooManyPixels(f"{name}: {e}") from e
         except _PIL_ERRORS as e:
-            raise Corrupt(f"{name} looks like {fmt.name} but its header cannot be read ({e})") from e
+            raise Corrupt(
+                f"{name} looks like {fmt.name} but its header cannot be read ({e})"
+            ) from e
         width, height = im.size
         if width <= 0 or height <= 0:
             raise Corrupt(f"{name} declares an empty picture ({width}x{height})")

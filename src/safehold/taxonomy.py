@@ -116,8 +116,14 @@ _ALIASES = {name.lower(): name for name in LABELS} | {
     "false_positive": "benign",
 }
 
-_CSAM_DSA = ("dsa:STATEMENT_CATEGORY_PROTECTION_OF_MINORS", "dsa:KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL")
-_NCII_DSA = ("dsa:STATEMENT_CATEGORY_NON_CONSENSUAL_BEHAVIOUR", "dsa:KEYWORD_NON_CONSENSUAL_IMAGE_SHARING")
+_CSAM_DSA = (
+    "dsa:STATEMENT_CATEGORY_PROTECTION_OF_MINORS",
+    "dsa:KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",
+)
+_NCII_DSA = (
+    "dsa:STATEMENT_CATEGORY_NON_CONSENSUAL_BEHAVIOUR",
+    "dsa:KEYWORD_NON_CONSENSUAL_IMAGE_SHARING",
+)
 
 # Equivalences implied by the definitions. Each label maps to the labels of other
 # schemes it entails; a sex act (A1/B1) is IWF A or B depending on penetration, so

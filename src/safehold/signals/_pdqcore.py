@@ -21,7 +21,9 @@ import numpy as np
 
 _ROWS_PER_BLOCK = 64
 
-_HASH_SYM = "_ZN8facebook3pdq7hashing23pdqHash256FromFloatLumaEPfS2_iiPA64_fS4_PA16_fRNS1_7Hash256ERi"
+_HASH_SYM = (
+    "_ZN8facebook3pdq7hashing23pdqHash256FromFloatLumaEPfS2_iiPA64_fS4_PA16_fRNS1_7Hash256ERi"
+)
 _DIHEDRAL_SYM = (
     "_ZN8facebook3pdq7hashing33pdqDihedralHash256esFromFloatLumaEPfS2_iiPA64_fS4_PA16_fS6_"
     "PNS1_7Hash256ES8_S8_S8_S8_S8_S8_S8_Ri"
@@ -37,7 +39,7 @@ _FloatP = ctypes.POINTER(ctypes.c_float)
 
 def _load() -> tuple[Any, Any] | None:
     try:
-        from pdqhash import bindings  # type: ignore[attr-defined]
+        from pdqhash import bindings
 
         lib = ctypes.CDLL(bindings.__file__)
         one = getattr(lib, _HASH_SYM)
@@ -45,13 +47,30 @@ def _load() -> tuple[Any, Any] | None:
     except (ImportError, OSError, AttributeError):  # pragma: no cover - depends on build
         return None
     one.restype = None
-    one.argtypes = [_FloatP, _FloatP, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(_Hash256),
-                    ctypes.POINTER(ctypes.c_int)]
+    one.argtypes = [
+        _FloatP,
+        _FloatP,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(_Hash256),
+        ctypes.POINTER(ctypes.c_int),
+    ]
     eight.restype = ctypes.c_bool
-    eight.argtypes = [_FloatP, _FloatP, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
-                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                      *([ctypes.POINTER(_Hash256)] * 8), ctypes.POINTER(ctypes.c_int)]
+    eight.argtypes = [
+        _FloatP,
+        _FloatP,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        *([ctypes.POINTER(_Hash256)] * 8),
+        ctypes.POINTER(ctypes.c_int),
+    ]
     return one, eight
 
 
@@ -69,7 +88,9 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     out = np.empty((height, width), dtype=np.float32)
     for start in range(0, height, _ROWS_PER_BLOCK):
         b = rgb[start : start + _ROWS_PER_BLOCK]
-        out[start : start + b.shape[0]] = b[:, :, 0] * 0.299 + b[:, :, 1] * 0.587 + b[:, :, 2] * 0.114
+        out[start : start + b.shape[0]] = (
+            b[:, :, 0] * 0.299 + b[:, :, 1] * 0.587 + b[:, :, 2] * 0.114
+        )
     return out
 
 
@@ -96,8 +117,17 @@ def hash_rgb(rgb: np.ndarray) -> tuple[str, int]:
     b64, b16x64, b16, _aux = _buffers()
     h = _Hash256()
     q = ctypes.c_int(0)
-    one(lum.ctypes.data_as(_FloatP), scratch.ctypes.data_as(_FloatP), lum.shape[0],
-        lum.shape[1], b64, b16x64, b16, ctypes.byref(h), ctypes.byref(q))
+    one(
+        lum.ctypes.data_as(_FloatP),
+        scratch.ctypes.data_as(_FloatP),
+        lum.shape[0],
+        lum.shape[1],
+        b64,
+        b16x64,
+        b16,
+        ctypes.byref(h),
+        ctypes.byref(q),
+    )
     return _hex(h), int(q.value)
 
 
@@ -112,9 +142,18 @@ def dihedral_rgb(rgb: np.ndarray) -> tuple[list[str], int]:
     b64, b16x64, b16, aux = _buffers()
     hashes = [_Hash256() for _ in range(8)]
     q = ctypes.c_int(0)
-    eight(lum.ctypes.data_as(_FloatP), scratch.ctypes.data_as(_FloatP), lum.shape[0],
-          lum.shape[1], b64, b16x64, b16, aux, *[ctypes.byref(h) for h in hashes],
-          ctypes.byref(q))
+    eight(
+        lum.ctypes.data_as(_FloatP),
+        scratch.ctypes.data_as(_FloatP),
+        lum.shape[0],
+        lum.shape[1],
+        b64,
+        b16x64,
+        b16,
+        aux,
+        *[ctypes.byref(h) for h in hashes],
+        ctypes.byref(q),
+    )
     return [_hex(h) for h in hashes], int(q.value)
 
 

@@ -58,7 +58,7 @@ class SignalType(ABC):
 class HexDigestSignal(SignalType):
     """A fixed-length hexadecimal digest compared exactly."""
 
-    comparison = "exact"
+    comparison: ClassVar[Comparison] = "exact"
     hex_length: ClassVar[int]
 
     @classmethod

@@ -27,11 +27,43 @@ SCHEMES = {"http": 80, "https": 443}
 
 TRACKING_PARAMETERS = frozenset(
     {
-        "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
-        "twclid", "ttclid", "li_fat_id", "igshid", "igsh", "mc_cid", "mc_eid", "_ga",
-        "_gl", "_hsenc", "_hsmi", "mkt_tok", "vero_id", "vero_conv", "oly_anon_id",
-        "oly_enc_id", "rb_clickid", "s_cid", "srsltid", "wickedid", "epik", "__s",
-        "ref_src", "ref_url", "spm", "scm", "si", "cvid", "oicd",
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "igshid",
+        "igsh",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "vero_id",
+        "vero_conv",
+        "oly_anon_id",
+        "oly_enc_id",
+        "rb_clickid",
+        "s_cid",
+        "srsltid",
+        "wickedid",
+        "epik",
+        "__s",
+        "ref_src",
+        "ref_url",
+        "spm",
+        "scm",
+        "si",
+        "cvid",
+        "oicd",
     }
 )
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
@@ -190,11 +222,7 @@ def _path(path: str) -> str:
 def _query(query: str) -> str:
     if not query:
         return ""
-    pairs = [
-        (k, v)
-        for k, v in parse_qsl(query, keep_blank_values=True)
-        if not _is_tracking(k)
-    ]
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not _is_tracking(k)]
     pairs.sort()
     return urlencode(pairs, quote_via=quote, safe=_QUERY_SAFE)
 
@@ -209,7 +237,9 @@ def _extractor() -> Any:
     import tldextract
 
     # The Public Suffix List snapshot bundled with tldextract: never fetched at run time.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    return tldextract.TLDExtract(
+        suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -221,5 +251,8 @@ def registrable_domain(host: str) -> str:
     except ValueError:
         pass
     ext = _extractor()(host)
-    domain = getattr(ext, "top_domain_under_public_suffix", None) or ext.registered_domain
+    if hasattr(ext, "top_domain_under_public_suffix"):  # tldextract >= 5.3
+        domain = ext.top_domain_under_public_suffix
+    else:  # pragma: no cover - older tldextract
+        domain = ext.registered_domain
     return str(domain or host)

@@ -99,7 +99,9 @@ def vpdq_from_video(
 
 def serialize(frames: list[VpdqFrame]) -> str:
     """python-threatexchange's vPDQ signal string."""
-    return json.dumps([f"{f.pdq},{f.quality},{f.timestamp:.{TIMESTAMP_PRECISION}f}" for f in frames])
+    return json.dumps(
+        [f"{f.pdq},{f.quality},{f.timestamp:.{TIMESTAMP_PRECISION}f}" for f in frames]
+    )
 
 
 def parse(value: str) -> list[VpdqFrame]:
@@ -126,6 +128,8 @@ def _parse_compact(index: int, item: str) -> VpdqFrame:
 
 def _parse_line(line: str) -> VpdqFrame:
     frame, quality, pdq_hex, ts = line.strip().split(",")
+    if int(frame) < 0:
+        raise ValueError(f"frame number {frame} is negative")
     return _frame(int(frame), float(ts), pdq_hex, int(quality))
 
 
