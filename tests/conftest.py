@@ -21,6 +21,8 @@ from safehold.store import Database
 PG_ADMIN = os.environ.get(
     "SAFEHOLD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
 def _find_vectors() -> Path:
     """The shared reference vectors: $SAFEHOLD_VECTORS, ../shared/vectors next to the
     checkout, or /work/shared/vectors (CI's clean clone may live elsewhere)."""

@@ -8,21 +8,28 @@ Exit codes: 0 success, 1 some input failed (the others were still processed),
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from safehold import __version__
 from safehold.errors import InvalidValue, SafeholdError
+
+if TYPE_CHECKING:
+    from safehold.hashing import Mode
 
 app = typer.Typer(
     name="safehold",
@@ -35,8 +42,25 @@ app = typer.Typer(
 bank_app = typer.Typer(help="Create, fill, inspect and export banks.", no_args_is_help=True)
 app.add_typer(bank_app, name="bank")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+# Markup is off by default: names, paths and messages come from untrusted input, and
+# a "[/]" in them must print as such. Strings with markup pass ``markup=True`` and
+# escape what they interpolate (``_show``).
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _printable(text: object) -> str:
+    """``text`` with control and bidi-override characters shown as escapes, so a hostile
+    name or path cannot move the cursor, recolour or reorder the terminal."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+
+
+def _show(text: object) -> str:
+    """Untrusted text for a string printed with ``markup=True``."""
+    return escape(_printable(text))
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
@@ -59,7 +83,7 @@ def _fail(message: str, *, as_json: bool, code: str = "error", exit_code: int = 
     if as_json:
         _emit({"error": {"code": code, "message": message}})
     else:
-        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {_show(message)}", markup=True, highlight=False)
     raise typer.Exit(exit_code)
 
 
@@ -75,6 +99,20 @@ def _errors(as_json: bool = False) -> Iterator[None]:
     except BrokenPipeError:
         sys.stderr.close()
         raise typer.Exit(0) from None
+    except OSError as e:  # an output or state file that cannot be written, a database path ...
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(f"{where}{e.strerror or e}", as_json=as_json, code="os_error")
+    except Exception as e:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(e, SQLAlchemyError):
+            raise
+        first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [""])[0]
+        _fail(
+            f"database error ({type(e).__name__}): {first[:300]}",
+            as_json=as_json,
+            code="database_error",
+        )
 
 
 def _version(value: bool) -> None:
@@ -104,9 +142,17 @@ def main_callback(
 # --------------------------------------------------------------------------- hash
 
 
+def _mode(mode: str, *, as_json: bool) -> Mode:
+    if mode not in ("exact", "fast"):
+        _fail("--mode must be 'exact' or 'fast'", as_json=as_json)
+    return cast("Mode", mode)
+
+
 @app.command("hash")
 def hash_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Image or video files, or directories (recursive).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Image or video files, or directories (recursive).")
+    ],
     fps: Annotated[
         float, typer.Option("--fps", help="Video frames hashed per second; 0 hashes every frame.")
     ] = 1.0,
@@ -116,7 +162,9 @@ def hash_cmd(
     dihedral: Annotated[
         bool, typer.Option("--dihedral", help="Also print the PDQ of the 8 rotations/flips.")
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes (default: all cores).")] = 0,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", help="Processes (default: all cores).")
+    ] = 0,
     as_json: JsonOpt = True,
 ) -> None:
     """Hash files: one JSON object per line.
@@ -129,13 +177,14 @@ def hash_cmd(
 
     if fps < 0:
         _fail("--fps must be 0 (every frame) or positive", as_json=True)
-    if mode not in ("exact", "fast"):
-        _fail("--mode must be 'exact' or 'fast'", as_json=True)
+    hash_mode = _mode(mode, as_json=True)
     failed = False
     files = list(iter_files(paths))
     n_workers = workers or (min(os.cpu_count() or 1, len(files)) if len(files) > 1 else 1)
     with _errors(True):
-        for path, res in hash_files(files, workers=n_workers, fps=fps, mode=mode, dihedral=dihedral):  # type: ignore[arg-type]
+        for path, res in hash_files(
+            files, workers=n_workers, fps=fps, mode=hash_mode, dihedral=dihedral
+        ):
             if isinstance(res, SafeholdError):
                 failed = True
                 _emit({"path": path, "error": {"code": res.code, "message": res.message}})
@@ -158,11 +207,13 @@ def _parse_thresholds(items: list[str] | None) -> dict[str, int]:
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep:
-            raise InvalidValue(f"--threshold takes SIGNAL=NUMBER (e.g. pdq=31), not {item!r}")
+            raise InvalidValue(f"--threshold takes SIGNAL=NUMBER (e.g. pdq=31), not {item[:60]!r}")
         try:
             out[name.strip()] = int(value)
         except ValueError:
-            raise InvalidValue(f"--threshold {item!r}: {value!r} is not a whole number") from None
+            raise InvalidValue(
+                f"--threshold {item[:60]!r}: {value[:40]!r} is not a whole number"
+            ) from None
     return out
 
 
@@ -177,7 +228,9 @@ def _bank_table(banks: list[Any]) -> Table:
             b.kind + (" +dihedral" if b.dihedral else ""),
             f"{d['entries']:,}",
             ", ".join(f"{k}: {v:,}" for k, v in sorted(b.counts.items())) or "-",
-            ", ".join(f"{k}<={v}" for k, v in sorted(d["thresholds"].items()) if k in ("pdq", "vpdq")),
+            ", ".join(
+                f"{k}<={v}" for k, v in sorted(d["thresholds"].items()) if k in ("pdq", "vpdq")
+            ),
             str(b.version),
             b.updated_at.strftime("%Y-%m-%d %H:%M"),
         )
@@ -187,13 +240,17 @@ def _bank_table(banks: list[Any]) -> Table:
 @bank_app.command("create")
 def bank_create(
     name: Annotated[str, typer.Argument(help="Bank name: letters, digits, '_', '-', '.'.")],
-    kind: Annotated[str, typer.Option("--kind", help="block, or negative (known false positives).")] = "block",
+    kind: Annotated[
+        str, typer.Option("--kind", help="block, or negative (known false positives).")
+    ] = "block",
     description: Annotated[str, typer.Option("--description", "-d")] = "",
     threshold: Annotated[
         list[str] | None,
         typer.Option("--threshold", "-t", help="SIGNAL=N, e.g. pdq=31 (Hamming) or vpdq=80 (%)."),
     ] = None,
-    dihedral: Annotated[bool, typer.Option("--dihedral", help="Also match rotated/flipped copies.")] = False,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also match rotated/flipped copies.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a bank."""
@@ -201,12 +258,16 @@ def bank_create(
 
     with _errors(as_json):
         info = Banks(_db()).create(
-            name, kind=kind, description=description, thresholds=_parse_thresholds(threshold), dihedral=dihedral
+            name,
+            kind=kind,
+            description=description,
+            thresholds=_parse_thresholds(threshold),
+            dihedral=dihedral,
         )
         if as_json:
             _emit(info.to_dict())
         else:
-            err.print(f"created {info.kind} bank [bold]{info.name}[/]", markup=True)
+            err.print(f"created {info.kind} bank [bold]{_show(info.name)}[/]", markup=True)
 
 
 @bank_app.command("list")
@@ -219,7 +280,9 @@ def bank_list(as_json: JsonOpt = False) -> None:
         if as_json:
             _emit({"banks": [b.to_dict() for b in banks]})
         elif not banks:
-            err.print("no banks yet: create one with `safehold bank create NAME` or run `safehold demo`")
+            err.print(
+                "no banks yet: create one with `safehold bank create NAME` or run `safehold demo`"
+            )
         else:
             out.print(_bank_table(banks))
 
@@ -227,7 +290,9 @@ def bank_list(as_json: JsonOpt = False) -> None:
 @bank_app.command("show")
 def bank_show(
     name: str,
-    entries: Annotated[int, typer.Option("--entries", "-n", help="Also show the first N entries.")] = 10,
+    entries: Annotated[
+        int, typer.Option("--entries", "-n", help="Also show the first N entries.")
+    ] = 10,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a bank's settings, counts and first entries."""
@@ -242,15 +307,22 @@ def bank_show(
             return
         out.print(_bank_table([info]))
         if info.description:
-            out.print(info.description)
+            out.print(_printable(info.description))
         if first:
             table = Table(header_style="bold")
             for col in ("id", "signal", "value", "labels", "source", "external id", "added (UTC)"):
                 table.add_column(col, overflow="fold")
             for e in first:
                 value = e.value if len(e.value) <= 64 else e.value[:61] + "..."
-                table.add_row(str(e.id), e.signal_type, value, " ".join(e.labels), e.source,
-                              e.external_id or "", e.added_at.strftime("%Y-%m-%d %H:%M"))
+                table.add_row(
+                    str(e.id),
+                    e.signal_type,
+                    _printable(value),
+                    " ".join(e.labels),
+                    e.source,
+                    _printable(e.external_id or ""),
+                    e.added_at.strftime("%Y-%m-%d %H:%M"),
+                )
             out.print(table)
 
 
@@ -268,30 +340,42 @@ def bank_delete(
         info = banks.get(name)
         if not yes:
             if not sys.stdin.isatty():
-                _fail("refusing to delete without --yes when not run interactively", as_json=as_json)
+                _fail(
+                    "refusing to delete without --yes when not run interactively", as_json=as_json
+                )
             n = sum(info.counts.values())
             typer.confirm(f"Delete bank {name!r} and its {n:,} entries?", abort=True)
         n = banks.delete(name)
         if as_json:
             _emit({"deleted": name, "entries": n})
         else:
-            err.print(f"deleted bank [bold]{name}[/] ({n:,} entries)", markup=True)
+            err.print(f"deleted bank [bold]{_show(name)}[/] ({n:,} entries)", markup=True)
 
 
 @bank_app.command("add")
 def bank_add(
     name: str,
-    signal_type: Annotated[str | None, typer.Argument(help="md5, sha256, pdq, vpdq or url.")] = None,
-    values: Annotated[list[str] | None, typer.Argument(help="Values; '-' reads one per line from stdin.")] = None,
+    signal_type: Annotated[
+        str | None, typer.Argument(help="md5, sha256, pdq, vpdq or url.")
+    ] = None,
+    values: Annotated[
+        list[str] | None, typer.Argument(help="Values; '-' reads one per line from stdin.")
+    ] = None,
     media: Annotated[
         list[Path] | None,
         typer.Option("--media", "-m", help="Hash these image/video files and add their signals."),
     ] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="Taxonomy label (repeatable).")] = None,
-    source: Annotated[str, typer.Option("--source", help="Provenance, e.g. local, ncmec, partner:NAME.")] = "local",
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="Taxonomy label (repeatable).")
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="Provenance, e.g. local, ncmec, partner:NAME.")
+    ] = "local",
     external_id: Annotated[str | None, typer.Option("--external-id")] = None,
     note: Annotated[str | None, typer.Option("--note")] = None,
-    fps: Annotated[float, typer.Option("--fps", help="Video frames hashed per second (--media).")] = 1.0,
+    fps: Annotated[
+        float, typer.Option("--fps", help="Video frames hashed per second (--media).")
+    ] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Add entries: `bank add NAME pdq HASH...`, or `bank add NAME --media FILE...`."""
@@ -322,7 +406,10 @@ def bank_add(
         if as_json:
             _emit({"bank": name, **result.to_dict(), "ids": result.ids})
         else:
-            err.print(f"{name}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged")
+            err.print(
+                f"{name}: {result.added} added, {result.updated} updated, "
+                f"{result.unchanged} unchanged"
+            )
 
 
 def _who() -> str:
@@ -332,9 +419,13 @@ def _who() -> str:
 @bank_app.command("remove")
 def bank_remove(
     name: str,
-    signal_type: Annotated[str | None, typer.Argument(help="Signal type of the values to remove.")] = None,
+    signal_type: Annotated[
+        str | None, typer.Argument(help="Signal type of the values to remove.")
+    ] = None,
     values: Annotated[list[str] | None, typer.Argument()] = None,
-    entry_id: Annotated[list[int] | None, typer.Option("--id", help="Entry id (repeatable).")] = None,
+    entry_id: Annotated[
+        list[int] | None, typer.Option("--id", help="Entry id (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove entries by value (`bank remove NAME pdq HASH...`) or by id (`--id N`)."""
@@ -365,15 +456,22 @@ def bank_import(
         str,
         typer.Option("--format", "-f", help="auto, jsonl, csv, pytx-csv, pytx-lines or te-csv."),
     ] = "auto",
-    source: Annotated[str | None, typer.Option("--source", help="Source for rows that name none.")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="Label for rows without labels.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Source for rows that name none.")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="Label for rows without labels.")
+    ] = None,
     signal_type: Annotated[
-        str | None, typer.Option("--signal-type", help="Signal type of pytx-lines rows that give none.")
+        str | None,
+        typer.Option("--signal-type", help="Signal type of pytx-lines rows that give none."),
     ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are bad.")
     ] = False,
-    create: Annotated[bool, typer.Option("--create", help="Create the bank if it does not exist.")] = False,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the bank if it does not exist.")
+    ] = False,
     errors_file: Annotated[
         Path | None, typer.Option("--errors", help="Write every bad row to this JSONL file.")
     ] = None,
@@ -396,10 +494,17 @@ def bank_import(
             if not create:
                 raise
             banks.create(name)
-        kwargs: dict[str, Any] = {"source": source, "default_labels": label, "default_signal_type": signal_type}
-        with err.status(f"reading {file} ..."):
+        kwargs: dict[str, Any] = {
+            "source": source,
+            "default_labels": label,
+            "default_signal_type": signal_type,
+        }
+        with err.status(Text(f"reading {_printable(file)} ...")):
             if str(file) == "-":
-                parsed = parse(sys.stdin, fmt, **kwargs)
+                stdin = io.TextIOWrapper(
+                    sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline=""
+                )
+                parsed = parse(stdin, fmt, **kwargs)
             else:
                 parsed = parse_path(file, fmt, **kwargs)
         if errors_file is not None:
@@ -409,22 +514,40 @@ def bank_import(
         if parsed.error_count and not skip_invalid:
             shown = parsed.errors[:20]
             if as_json:
-                _emit({"error": {"code": ImportFailed.code,
-                                 "message": f"{parsed.error_count} bad rows; nothing was imported",
-                                 "rows": parsed.rows, "bad_rows": parsed.error_count,
-                                 "errors": [e.to_dict() for e in parsed.errors]}})
+                _emit(
+                    {
+                        "error": {
+                            "code": ImportFailed.code,
+                            "message": f"{parsed.error_count} bad rows; nothing was imported",
+                            "rows": parsed.rows,
+                            "bad_rows": parsed.error_count,
+                            "errors": [e.to_dict() for e in parsed.errors],
+                        }
+                    }
+                )
             else:
-                err.print(f"[bold red]error:[/] {parsed.error_count} of {parsed.rows} rows are invalid; "
-                          "nothing was imported. Fix them or use --skip-invalid.", markup=True)
+                err.print(
+                    f"[bold red]error:[/] {parsed.error_count} of {parsed.rows} rows are invalid; "
+                    "nothing was imported. Fix them or use --skip-invalid.",
+                    markup=True,
+                )
                 for e in shown:
-                    err.print(f"  line {e.line}: {e.message}", markup=False)
+                    err.print(f"  line {e.line}: {_printable(e.message)}")
                 if parsed.error_count > len(shown):
-                    err.print(f"  ... and {parsed.error_count - len(shown)} more (--errors FILE lists all)")
+                    err.print(
+                        f"  ... and {parsed.error_count - len(shown)} more "
+                        "(--errors FILE lists all)"
+                    )
             raise typer.Exit(1)
         with err.status(f"importing {len(parsed.entries):,} entries into {name} ..."):
             result = banks.add(name, parsed.entries, added_by=_who())
-        summary = {"bank": name, "format": parsed.format, "rows": parsed.rows,
-                   "bad_rows": parsed.error_count, **result.to_dict()}
+        summary = {
+            "bank": name,
+            "format": parsed.format,
+            "rows": parsed.rows,
+            "bad_rows": parsed.error_count,
+            **result.to_dict(),
+        }
         if as_json:
             _emit({**summary, "errors": [e.to_dict() for e in parsed.errors]})
         else:
@@ -434,14 +557,16 @@ def bank_import(
             table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in summary.values()))
             out.print(table)
             for e in parsed.errors[:20]:
-                err.print(f"  skipped line {e.line}: {e.message}", markup=False)
+                err.print(f"  skipped line {e.line}: {_printable(e.message)}")
 
 
 @bank_app.command("export")
 def bank_export(
     name: str,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, csv or pytx-lines.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout).")
+    ] = None,
 ) -> None:
     """Export a bank's entries (re-importable with `bank import`)."""
     from safehold.banks import Banks
@@ -464,13 +589,18 @@ def bank_export(
 @app.command("match")
 def match_cmd(
     signal_type: Annotated[str, typer.Argument(help="md5, sha256, pdq, vpdq or url.")],
-    values: Annotated[list[str], typer.Argument(help="Values to look up; '-' reads one per line from stdin.")],
-    bank: Annotated[list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")] = None,
+    values: Annotated[
+        list[str], typer.Argument(help="Values to look up; '-' reads one per line from stdin.")
+    ],
+    bank: Annotated[
+        list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Look signal values up in the banks, many at once (the index loads once).
 
-    JSON lines: {"value","matches":[{"bank","entry_id","external_id","labels","source","distance"}]}.
+    JSON lines: {"value","matches":[{"bank","entry_id","external_id","labels",
+    "source","distance"}]}.
     """
     from safehold.banks import Matcher
     from safehold.signals import get_signal_type
@@ -487,35 +617,48 @@ def match_cmd(
             table = Table(header_style="bold")
             for col in ("value", "bank", "entry", "external id", "labels", "source", "distance"):
                 table.add_column(col, overflow="fold")
-        good: list[tuple[str, str]] = []
-        for v in values:
-            try:
-                good.append((v, st.normalize(v)))
-            except SafeholdError as e:
-                failed = True
-                if as_json:
-                    _emit({"value": v, "error": {"code": e.code, "message": e.message}})
-                else:
-                    err.print(f"[red]{e.message}[/]", markup=True, highlight=False)
-        hits = 0
-        for start in range(0, len(good), 5000):
-            chunk = good[start : start + 5000]
-            results = matcher.lookup(st.name, [n for _, n in chunk], banks=bank)
-            for (raw, _), res in zip(chunk, results, strict=True):
+        hits = checked = 0
+        # Results come out in input order, an invalid value in its place (exit code 1).
+        for start in range(0, len(values), 5000):
+            chunk: list[tuple[str, str | SafeholdError]] = []
+            for v in values[start : start + 5000]:
+                try:
+                    chunk.append((v, st.normalize(v)))
+                except SafeholdError as e:
+                    chunk.append((v, e))
+            good = [n for _, n in chunk if isinstance(n, str)]
+            found = iter(matcher.lookup(st.name, good, banks=bank) if good else [])
+            for raw, norm in chunk:
+                if isinstance(norm, SafeholdError):
+                    failed = True
+                    if as_json:
+                        _emit({"value": raw, "error": {"code": norm.code, "message": norm.message}})
+                    else:
+                        err.print(f"[red]{_show(norm.message)}[/]", markup=True, highlight=False)
+                    continue
+                res = next(found)
+                checked += 1
                 hits += bool(res.matches)
                 if as_json:
                     obj: dict[str, Any] = {"value": raw, **res.to_dict()}
                     _emit(obj)
                 elif table is not None:
-                    shown = raw if len(raw) <= 24 else raw[:21] + "..."
+                    shown = _printable(raw if len(raw) <= 24 else raw[:21] + "...")
                     if not res.matches:
-                        table.add_row(shown, "[dim]no match[/]", "", "", "", "", "")
+                        table.add_row(shown, Text("no match", style="dim"), "", "", "", "", "")
                     for m in res.matches:
-                        table.add_row(shown, m.bank, str(m.entry_id), m.external_id or "", " ".join(m.labels),
-                                      m.source, str(m.distance))
+                        table.add_row(
+                            shown,
+                            m.bank,
+                            str(m.entry_id),
+                            _printable(m.external_id or ""),
+                            " ".join(m.labels),
+                            m.source,
+                            str(m.distance),
+                        )
         if table is not None:
             out.print(table)
-            err.print(f"{hits} of {len(good)} values matched")
+            err.print(f"{hits} of {checked} values matched")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -525,15 +668,24 @@ def match_cmd(
 @app.command("scan")
 def scan_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursive).")],
-    bank: Annotated[list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Hashing processes (default: all cores).")] = 0,
+    bank: Annotated[
+        list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", help="Hashing processes (default: all cores).")
+    ] = 0,
     fps: Annotated[float, typer.Option("--fps", help="Video frames hashed per second.")] = 1.0,
     mode: Annotated[str, typer.Option("--mode", help="exact or fast.")] = "exact",
     state: Annotated[
-        Path | None, typer.Option("--state", help="Progress file for resuming (default: per scan, automatic).")
+        Path | None,
+        typer.Option("--state", help="Progress file for resuming (default: per scan, automatic)."),
     ] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Ignore progress of an earlier interrupted scan.")] = False,
-    only_matches: Annotated[bool, typer.Option("--only-matches", help="With --json, print matched files only.")] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore progress of an earlier interrupted scan.")
+    ] = False,
+    only_matches: Annotated[
+        bool, typer.Option("--only-matches", help="With --json, print matched files only.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Scan files against the banks: all cores, progress bar, resumable.
@@ -545,8 +697,7 @@ def scan_cmd(
     from safehold.banks import Matcher
     from safehold.scan import ScanState, iter_files, scan
 
-    if mode not in ("exact", "fast"):
-        _fail("--mode must be 'exact' or 'fast'", as_json=as_json)
+    hash_mode = _mode(mode, as_json=as_json)
     with _errors(as_json):
         with err.status("loading banks ..."):
             matcher = Matcher(_db(), banks=bank)
@@ -556,14 +707,29 @@ def scan_cmd(
             state_path.unlink(missing_ok=True)
         st = ScanState(state_path)
         if st.done:
-            err.print(f"resuming: {len(st.done):,} files already scanned (use --restart to start over)")
+            err.print(
+                f"resuming: {len(st.done):,} files already scanned (use --restart to start over)"
+            )
         total = sum(1 for _ in iter_files(paths))
-        counts = {"files": 0, "matched": 0, "no_match": 0, "errors": 0, "skipped": 0, "suppressed": 0}
+        counts = {
+            "files": 0,
+            "matched": 0,
+            "no_match": 0,
+            "errors": 0,
+            "skipped": 0,
+            "suppressed": 0,
+        }
         by_bank: dict[str, int] = {}
         matched_rows: list[tuple[str, str]] = []
         progress = Progress(
-            TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[hits]} matched"),
-            TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal,
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[hits]} matched"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+            disable=not err.is_terminal,
         )
         with progress:
             task = progress.add_task("scan", total=total, hits=0)
@@ -573,8 +739,16 @@ def scan_cmd(
                 progress.advance(task)
 
             try:
-                for o in scan(paths, matcher, banks=bank, workers=workers or None, fps=fps, mode=mode,  # type: ignore[arg-type]
-                              state=st, on_skip=skipped):
+                for o in scan(
+                    paths,
+                    matcher,
+                    banks=bank,
+                    workers=workers or None,
+                    fps=fps,
+                    mode=hash_mode,
+                    state=st,
+                    on_skip=skipped,
+                ):
                     counts["files"] += 1
                     if o.error is not None:
                         counts["errors"] += 1
@@ -583,22 +757,32 @@ def scan_cmd(
                         for m in o.result.matches:
                             by_bank[m.bank] = by_bank.get(m.bank, 0) + 1
                         labels = sorted({lb for m in o.result.matches for lb in m.labels})
-                        matched_rows.append((o.path, ", ".join(sorted({m.bank for m in o.result.matches}))
-                                             + (f" [{' '.join(labels)}]" if labels else "")))
+                        banks_hit = ", ".join(sorted({m.bank for m in o.result.matches}))
+                        matched_rows.append(
+                            (
+                                _printable(o.path),
+                                banks_hit + (f" [{' '.join(labels)}]" if labels else ""),
+                            )
+                        )
                     else:
                         counts["no_match"] += 1
                     if o.result is not None and o.result.suppressed:
                         counts["suppressed"] += 1
-                    if as_json and (not only_matches or (o.result is not None and o.result.matches)):
+                    if as_json and (
+                        not only_matches or (o.result is not None and o.result.matches)
+                    ):
                         _emit(o.to_dict())
                         sys.stdout.flush()
                     elif not as_json and o.error is not None:
-                        progress.console.print(f"[yellow]{o.path}: {o.error.message}[/]", markup=True,
-                                               highlight=False)
+                        shown = f"{_show(o.path)}: {_show(o.error.message)}"
+                        progress.console.print(f"[yellow]{shown}[/]", markup=True, highlight=False)
                     progress.update(task, advance=1, hits=counts["matched"])
             except KeyboardInterrupt:
                 st.close()
-                err.print(f"interrupted; progress saved in {state_path} — run the same command to resume")
+                err.print(
+                    f"interrupted; progress saved in {_printable(state_path)} — "
+                    "run the same command to resume"
+                )
                 raise typer.Exit(130) from None
         st.finish()
         if not as_json and matched_rows:
@@ -614,7 +798,9 @@ def scan_cmd(
         summary.add_row(*(f"{v:,}" for v in counts.values()))
         err.print(summary)
         if by_bank:
-            err.print("matches by bank: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(by_bank.items())))
+            err.print(
+                "matches by bank: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(by_bank.items()))
+            )
     raise typer.Exit(1 if counts["errors"] else 0)
 
 
@@ -623,9 +809,9 @@ def scan_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    directory: Annotated[Path, typer.Option("--dir", help="Where to write the synthetic pictures.")] = Path(
-        "demo-media"
-    ),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write the synthetic pictures.")
+    ] = Path("demo-media"),
     as_json: JsonOpt = False,
 ) -> None:
     """Create the demo bank of synthetic pictures (safe to run again)."""
@@ -635,13 +821,19 @@ def demo_cmd(
         with err.status("drawing synthetic pictures and filling the demo bank ..."):
             res = create_demo(_db(), directory)
         if as_json:
-            _emit({"bank": res.bank, "directory": str(res.directory), "pictures": len(res.pictures),
-                   "queries": [str(q) for q in res.queries],
-                   **(res.added.to_dict() if res.added else {})})
+            _emit(
+                {
+                    "bank": res.bank,
+                    "directory": str(res.directory),
+                    "pictures": len(res.pictures),
+                    "queries": [str(q) for q in res.queries],
+                    **(res.added.to_dict() if res.added else {}),
+                }
+            )
         else:
             err.print(
-                f"demo bank [bold]{res.bank}[/]: {len(res.pictures)} synthetic pictures in {res.directory}/bank.\n"
-                f"Try: safehold scan {res.directory}/queries",
+                f"demo bank [bold]{_show(res.bank)}[/]: {len(res.pictures)} synthetic pictures in "
+                f"{_show(res.directory)}/bank.\nTry: safehold scan {_show(res.directory)}/queries",
                 markup=True,
             )
 
@@ -665,7 +857,13 @@ def serve_cmd(
 
             create_demo(db)
         err.print(f"safehold {__version__} on http://{host}:{port}/ (database: {db.describe()})")
-        uvicorn.run(create_app(db), host=host, port=port, log_level="info", workers=1 if workers < 1 else workers)
+        uvicorn.run(
+            create_app(db),
+            host=host,
+            port=port,
+            log_level="info",
+            workers=1 if workers < 1 else workers,
+        )
 
 
 @app.command("labels")
@@ -675,8 +873,15 @@ def labels_cmd(as_json: JsonOpt = False) -> None:
 
     if as_json:
         for label in LABELS.values():
-            _emit({"label": label.name, "scheme": label.scheme, "title": label.title,
-                   "severity": label.severity, "implies": [x for x in expand([label.name]) if x != label.name]})
+            _emit(
+                {
+                    "label": label.name,
+                    "scheme": label.scheme,
+                    "title": label.title,
+                    "severity": label.severity,
+                    "implies": [x for x in expand([label.name]) if x != label.name],
+                }
+            )
         return
     table = Table(header_style="bold")
     for col in ("label", "scheme", "title", "severity"):
@@ -687,6 +892,12 @@ def labels_cmd(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
+    # Untrusted bytes on standard input (invalid UTF-8) reach the validators as
+    # surrogates and are reported as bad values; output never fails to encode.
+    for stream, errors in ((sys.stdin, "surrogateescape"), (sys.stdout, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=errors)
     app()
 
 

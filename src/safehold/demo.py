@@ -11,6 +11,7 @@ not in the bank) under a directory, and fills the bank ``demo``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def synthetic_picture(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Im
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     t = np.linspace(0.0, 1.0, w)[None, :, None]
     s = np.linspace(0.0, 1.0, h)[:, None, None]
-    mix = (t * 0.7 + s * 0.3)
+    mix = t * 0.7 + s * 0.3
     base = (c0[None, None, :] * (1 - mix) + c1[None, None, :] * mix).astype(np.uint8)
     im = Image.fromarray(base, "RGB")
     draw = ImageDraw.Draw(im)
@@ -75,7 +76,7 @@ def create_demo(db: Database, directory: Path | str = "demo-media") -> DemoResul
         path = bank_dir / f"demo-{i:02d}.jpg"
         synthetic_picture(i).save(path, "JPEG", quality=90)
         result.pictures.append(path)
-    variants = {
+    variants: dict[str, Callable[[Image.Image], Image.Image]] = {
         "demo-00-resized.jpg": lambda im: im.resize((320, 240)),
         "demo-01-recompressed.jpg": lambda im: im,
         "demo-02-rotated.jpg": lambda im: im.rotate(90, expand=True),

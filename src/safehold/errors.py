@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def preview(value: object, limit: int = 60) -> str:
+    """``repr`` of a user-supplied value, cut to ``limit`` characters for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 class SafeholdError(Exception):
     """Base class of every error safehold raises on purpose."""
 

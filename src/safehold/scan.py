@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import signal
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from safehold.banks.matcher import Matcher, MatchResult
 from safehold.errors import MediaError, SafeholdError, Unreadable
@@ -49,7 +50,11 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     that they are reported as unreadable."""
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # e.g. a name too long for the file system: reported when read
+            is_dir = False
+        if is_dir:
             for root, dirs, files in os.walk(p, followlinks=False):
                 dirs.sort()
                 for name in sorted(files):
@@ -58,7 +63,9 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield p
 
 
-def hash_one(path: str, fps: float, mode: Mode, dihedral: bool, limits: Limits) -> ContentHashes | SafeholdError:
+def hash_one(
+    path: str, fps: float, mode: Mode, dihedral: bool, limits: Limits
+) -> ContentHashes | SafeholdError:
     """Hash a file, returning the error instead of raising (for worker processes)."""
     try:
         return hash_file(path, fps=fps, mode=mode, dihedral=dihedral, limits=limits)
@@ -86,7 +93,8 @@ def hash_files(
         for p in paths:
             yield str(p), hash_one(str(p), fps, mode, dihedral, limits)
         return
-    with ProcessPoolExecutor(n) as pool:
+    pool = ProcessPoolExecutor(n, initializer=_ignore_interrupt)
+    try:
         pending: deque[tuple[str, Future[ContentHashes | SafeholdError]]] = deque()
         for p in paths:
             pending.append((str(p), pool.submit(hash_one, str(p), fps, mode, dihedral, limits)))
@@ -94,9 +102,20 @@ def hash_files(
                 yield _result(*pending.popleft())
         while pending:
             yield _result(*pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(path: str, fut: Future[ContentHashes | SafeholdError]) -> tuple[str, ContentHashes | SafeholdError]:
+def _ignore_interrupt() -> None:
+    """Workers leave Ctrl-C (sent to the whole process group) to the parent, which
+    stops the pool cleanly; a worker interrupted inside the pool's queue code can leave
+    it locked and the scan hanging."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _result(
+    path: str, fut: Future[ContentHashes | SafeholdError]
+) -> tuple[str, ContentHashes | SafeholdError]:
     try:
         return path, fut.result()
     except Exception as e:  # a worker died (e.g. killed by the OS)
@@ -110,19 +129,20 @@ class ScanState:
         self.path = path
         self.done: set[tuple[str, int, int]] = set()
         if path.exists():
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8", errors="replace") as f:  # never trust it
                 for line in f:
                     try:
                         obj = json.loads(line)
                         self.done.add((obj["path"], int(obj["size"]), int(obj["mtime_ns"])))
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a line cut short by the interruption
-        self._out = None
+                    except (ValueError, KeyError, TypeError, OverflowError):
+                        continue  # a line cut short by the interruption, or damaged
+        self._out: IO[str] | None = None
 
     @staticmethod
     def default_path(paths: Sequence[str | Path], settings: dict[str, Any]) -> Path:
-        key = json.dumps({"paths": sorted(str(Path(p).resolve()) for p in paths), **settings},
-                         sort_keys=True)
+        key = json.dumps(
+            {"paths": sorted(str(Path(p).resolve()) for p in paths), **settings}, sort_keys=True
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
         return base / "safehold" / "scans" / f"{digest}.jsonl"
@@ -182,11 +202,15 @@ def scan(
                 continue
             yield p
 
-    for path, res in hash_files(todo(), workers=workers, fps=fps, mode=mode, dihedral=dihedral, limits=limits):
+    for path, res in hash_files(
+        todo(), workers=workers, fps=fps, mode=mode, dihedral=dihedral, limits=limits
+    ):
         if isinstance(res, SafeholdError):
             outcome = ScanOutcome(path, error=res)
         else:
             outcome = ScanOutcome(path, hashes=res, result=matcher.match_content(res, banks=banks))
+        yield outcome
+        # Recorded only once the caller asks for the next file, i.e. has handled this
+        # one: a scan interrupted in between scans the file again rather than lose it.
         if state is not None:
             state.mark(Path(path))
-        yield outcome

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from safehold.errors import UnknownLabel
+from safehold.errors import UnknownLabel, preview
 
 
 @dataclass(frozen=True)
@@ -148,15 +148,20 @@ _MAPPINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+_SHORT_LIST = ", ".join(n for n, lb in LABELS.items() if lb.scheme != "dsa") + (
+    ", dsa:STATEMENT_CATEGORY_*, dsa:KEYWORD_*"
+)
+
+
 def normalize_label(label: str) -> str:
     """The canonical spelling of a label; raises :class:`UnknownLabel` with the valid list."""
     key = label.strip().lower() if isinstance(label, str) else ""
     try:
         return _ALIASES[key]
     except KeyError:
-        shown = label if len(str(label)) <= 60 else str(label)[:57] + "..."
         raise UnknownLabel(
-            f"unknown label {shown!r}; valid labels: {', '.join(LABELS)}",
+            f"unknown label {preview(label)}; valid labels: {_SHORT_LIST} "
+            "(`safehold labels` lists them all)",
             valid=list(LABELS),
         ) from None
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from safehold.errors import InvalidValue
+from safehold.errors import InvalidValue, preview
 from safehold.signals import SIGNAL_TYPES, get_signal_type
 from safehold.taxonomy import validate_labels
 
@@ -26,7 +26,7 @@ MAX_NOTE = 4000
 def check_bank_name(name: str) -> str:
     if not isinstance(name, str) or not BANK_NAME.fullmatch(name):
         raise InvalidValue(
-            f"invalid bank name {str(name)[:60]!r}: use 1-100 letters, digits, '_', '-' or '.', "
+            f"invalid bank name {preview(name)}: use 1-100 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
         )
     return name
@@ -34,7 +34,7 @@ def check_bank_name(name: str) -> str:
 
 def check_kind(kind: str) -> str:
     if kind not in BANK_KINDS:
-        raise InvalidValue(f"invalid bank kind {kind!r}: use 'block' or 'negative'")
+        raise InvalidValue(f"invalid bank kind {preview(kind)}: use 'block' or 'negative'")
     return kind
 
 
@@ -63,7 +63,7 @@ def check_source(source: str | None) -> str:
     s = (source or "local").strip().lower()
     if not SOURCE.fullmatch(s):
         raise InvalidValue(
-            f"invalid source {str(source)[:60]!r}: use lower-case letters, digits and '_.:-' "
+            f"invalid source {preview(source)}: use lower-case letters, digits and '_.:-' "
             f"(e.g. {', '.join(SOURCES)} or partner:NAME)"
         )
     return s

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,9 @@ SIGNAL_ALIASES = {
 }
 
 csv.field_size_limit(MAX_LINE)
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+"""Bytes that were not UTF-8, as ``surrogateescape`` decoding leaves them."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,11 @@ def _split_tags(tags: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def detect_format(head: str, filename: str = "") -> str:
-    """Guess the format from the first non-empty line (and the file name)."""
-    first = next((line.strip() for line in head.splitlines() if line.strip()), "")
+    """Guess the format from the first non-empty line that is not a ``#`` comment
+    (and the file name)."""
+    first = next(
+        (t for t in (line.strip() for line in head.splitlines()) if t and not t.startswith("#")), ""
+    )
     if first.startswith("{") or filename.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     cols = [c.strip().lower() for c in next(csv.reader([first]), [])] if first else []
@@ -133,8 +141,7 @@ def detect_format(head: str, filename: str = "") -> str:
     if len(parts) == 2 and parts[0].lower() in SIGNAL_ALIASES:
         return "pytx-lines"
     raise InvalidValue(
-        "cannot tell the file's format from its first line; pass --format "
-        f"({', '.join(FORMATS)})"
+        f"cannot tell the file's format from its first line; pass --format ({', '.join(FORMATS)})"
     )
 
 
@@ -149,12 +156,15 @@ def parse(
 ) -> ParseResult:
     """Read entries from a text stream. ``source``/``default_labels`` fill rows that
     have none; ``default_signal_type`` is for ``pytx-lines`` rows without a type."""
+    lines: Iterable[str] = stream
     if fmt == "auto":
         head = stream.read(64 * 1024)
+        if head and not head.endswith("\n"):
+            head += stream.readline()  # finish the line the read cut
         fmt = detect_format(head, filename)
-        stream = _Chain(head, stream)
+        lines = itertools.chain(io.StringIO(head, newline=""), stream)
     if fmt not in FORMATS:
-        raise InvalidValue(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+        raise InvalidValue(f"unknown format {fmt[:40]!r}; use one of: {', '.join(FORMATS)}")
     result = ParseResult(fmt)
     reader = {
         "jsonl": _jsonl_rows,
@@ -163,18 +173,21 @@ def parse(
         "pytx-lines": _pytx_line_rows,
         "te-csv": _te_csv_rows,
     }[fmt]
-    defaults = {"source": source, "labels": default_labels, "signal_type": default_signal_type}
-    for line, row in reader(stream, result, defaults):
+    defaults: dict[str, Any] = {
+        "source": source,
+        "labels": default_labels,
+        "signal_type": default_signal_type,
+    }
+    for line, row in reader(lines, result, defaults):
         try:
-            labels = row.get("labels")
-            if labels is None:
-                labels = defaults["labels"] or []
+            labels: list[str] = row.get("labels") or defaults["labels"] or []
+            source_: str | None = row.get("source") or defaults["source"]
             result.entries.append(
                 make_entry(
                     row["signal_type"],
                     row["value"],
                     labels,
-                    row.get("source") or defaults["source"],
+                    source_,
                     row.get("external_id"),
                     row.get("note"),
                 )
@@ -188,52 +201,16 @@ def parse(
 
 
 def parse_path(path: Path, fmt: str = "auto", **kwargs: Any) -> ParseResult:
+    """Read a file. A UTF-8 byte-order mark is skipped; a line that is not UTF-8 is a
+    bad row (reported with its number), not the end of the import."""
     try:
-        with open(path, encoding="utf-8", errors="strict", newline="") as f:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
             return parse(f, fmt, filename=path.name, **kwargs)
-    except UnicodeDecodeError as e:
-        raise InvalidValue(f"{path} is not UTF-8 text (byte {e.start}): {e.reason}") from e
     except OSError as e:
         raise InvalidValue(f"{path} cannot be read: {e.strerror or e}") from e
 
 
-class _Chain(io.TextIOBase):
-    """A text stream that yields ``head`` and then the rest of ``rest``."""
-
-    def __init__(self, head: str, rest: IO[str]) -> None:
-        self._buf = io.StringIO(head)
-        self._rest = rest
-        self._head_done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        data = self._buf.read() if size is None or size < 0 else self._buf.read(size)
-        if size is None or size < 0:
-            return data + self._rest.read()
-        if len(data) < size:
-            data += self._rest.read(size - len(data))
-        return data
-
-    def readline(self, size: int | None = -1) -> str:
-        line = self._buf.readline()
-        if line.endswith("\n") or line == "" and not self._head_done:
-            if line == "":
-                self._head_done = True
-                return self._rest.readline()
-            return line
-        return line + self._rest.readline()
-
-    def __iter__(self) -> Iterator[str]:
-        while True:
-            line = self.readline()
-            if not line:
-                return
-            yield line
-
-
-def _lines(stream: IO[str], result: ParseResult) -> Iterator[tuple[int, str]]:
+def _lines(stream: Iterable[str], result: ParseResult) -> Iterator[tuple[int, str]]:
     for n, line in enumerate(stream, start=1):
         if len(line) > MAX_LINE:
             result.add_error(n, f"line is longer than {MAX_LINE} characters")
@@ -241,10 +218,15 @@ def _lines(stream: IO[str], result: ParseResult) -> Iterator[tuple[int, str]]:
         if "\x00" in line:
             result.add_error(n, "line contains a NUL character")
             continue
+        if _UNDECODABLE.search(line):
+            result.add_error(n, "line is not valid UTF-8 text")
+            continue
         yield n, line
 
 
-def _jsonl_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_rows(
+    stream: Iterable[str], result: ParseResult, defaults: dict[str, Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, line in _lines(stream, result):
         if not line.strip():
             continue
@@ -252,6 +234,9 @@ def _jsonl_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) 
             obj = json.loads(line)
         except ValueError as e:
             result.add_error(n, f"not valid JSON ({e.args[0][:80]})")
+            continue
+        except RecursionError:
+            result.add_error(n, "not valid JSON (nested too deeply)")
             continue
         if not isinstance(obj, dict):
             result.add_error(n, "each line must be a JSON object")
@@ -273,18 +258,21 @@ def _jsonl_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) 
                 break
         else:
             ext = obj.get("external_id")
-            yield n, {
-                "signal_type": st,
-                "value": obj["value"],
-                "labels": labels,
-                "source": obj.get("source"),
-                "external_id": None if ext is None else str(ext),
-                "note": obj.get("note"),
-            }
+            yield (
+                n,
+                {
+                    "signal_type": st,
+                    "value": obj["value"],
+                    "labels": labels,
+                    "source": obj.get("source"),
+                    "external_id": None if ext is None else str(ext),
+                    "note": None if obj.get("note") is None else str(obj["note"]),
+                },
+            )
 
 
 def _csv_dicts(
-    stream: IO[str], result: ParseResult, required: tuple[str, ...]
+    stream: Iterable[str], result: ParseResult, required: tuple[str, ...]
 ) -> Iterator[tuple[int, dict[str, str]]]:
     lines = _lines(stream, result)
     numbered: list[int] = []
@@ -323,7 +311,9 @@ def _csv_dicts(
         yield n, dict(zip(header, row, strict=True))
 
 
-def _csv_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(
+    stream: Iterable[str], result: ParseResult, defaults: dict[str, Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, row in _csv_dicts(stream, result, ("signal_type", "value")):
         try:
             st = signal_name(row["signal_type"])
@@ -331,17 +321,24 @@ def _csv_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) ->
             result.add_error(n, e.message)
             continue
         raw_labels = row.get("labels")
-        yield n, {
-            "signal_type": st,
-            "value": row["value"],
-            "labels": None if raw_labels is None else [x for x in raw_labels.split("|") if x.strip()],
-            "source": row.get("source") or None,
-            "external_id": row.get("external_id") or None,
-            "note": row.get("note") or None,
-        }
+        yield (
+            n,
+            {
+                "signal_type": st,
+                "value": row["value"],
+                "labels": None
+                if raw_labels is None
+                else [x for x in raw_labels.split("|") if x.strip()],
+                "source": row.get("source") or None,
+                "external_id": row.get("external_id") or None,
+                "note": row.get("note") or None,
+            },
+        )
 
 
-def _pytx_csv_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _pytx_csv_rows(
+    stream: Iterable[str], result: ParseResult, defaults: dict[str, Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, row in _csv_dicts(stream, result, ("signal_type", "signal_str")):
         try:
             st = signal_name(row["signal_type"])
@@ -356,16 +353,21 @@ def _pytx_csv_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any
             note_parts.append(f"category: {row['category']}")
         if other:
             note_parts.append(f"tags: {' '.join(other)}")
-        yield n, {
-            "signal_type": st,
-            "value": row["signal_str"],
-            "labels": labels or None,
-            "source": defaults["source"] or "threatexchange",
-            "note": "; ".join(note_parts) or None,
-        }
+        yield (
+            n,
+            {
+                "signal_type": st,
+                "value": row["signal_str"],
+                "labels": labels or None,
+                "source": defaults["source"] or "threatexchange",
+                "note": "; ".join(note_parts) or None,
+            },
+        )
 
 
-def _pytx_line_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _pytx_line_rows(
+    stream: Iterable[str], result: ParseResult, defaults: dict[str, Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, line in _lines(stream, result):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -381,7 +383,9 @@ def _pytx_line_rows(stream: IO[str], result: ParseResult, defaults: dict[str, An
         yield n, {"signal_type": st, "value": value.strip()}
 
 
-def _te_csv_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _te_csv_rows(
+    stream: Iterable[str], result: ParseResult, defaults: dict[str, Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, row in _csv_dicts(stream, result, ("indicator", "type")):
         try:
             st = signal_name(row["type"])
@@ -396,27 +400,41 @@ def _te_csv_rows(stream: IO[str], result: ParseResult, defaults: dict[str, Any])
             note_parts.append(f"owner: {row['owner_id']}")
         if other:
             note_parts.append(f"tags: {' '.join(other)}")
-        yield n, {
-            "signal_type": st,
-            "value": row["indicator"],
-            "labels": labels or None,
-            "source": defaults["source"] or "threatexchange",
-            "external_id": row.get("id") or None,
-            "note": "; ".join(note_parts) or None,
-        }
+        yield (
+            n,
+            {
+                "signal_type": st,
+                "value": row["indicator"],
+                "labels": labels or None,
+                "source": defaults["source"] or "threatexchange",
+                "external_id": row.get("id") or None,
+                "note": "; ".join(note_parts) or None,
+            },
+        )
 
 
 def write(records: Iterable[EntryRecord], out: IO[str], fmt: str = "jsonl") -> int:
     """Write entries; every format here reads back with :func:`parse`. Returns the count."""
     if fmt not in EXPORT_FORMATS:
-        raise InvalidValue(f"cannot export as {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}")
+        raise InvalidValue(
+            f"cannot export as {fmt[:40]!r}; use one of: {', '.join(EXPORT_FORMATS)}"
+        )
     n = 0
     if fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
         w.writerow(["signal_type", "value", "labels", "source", "external_id", "note", "added_at"])
         for r in records:
-            w.writerow([r.signal_type, r.value, "|".join(r.labels), r.source, r.external_id or "",
-                        r.note or "", r.added_at.isoformat()])
+            w.writerow(
+                [
+                    r.signal_type,
+                    r.value,
+                    "|".join(r.labels),
+                    r.source,
+                    r.external_id or "",
+                    r.note or "",
+                    r.added_at.isoformat(),
+                ]
+            )
             n += 1
         return n
     for r in records:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from safehold.banks.entries import (
     check_kind,
     check_thresholds,
 )
-from safehold.errors import Conflict, InvalidValue, NotFound
+from safehold.errors import Conflict, InvalidValue, NotFound, preview
 from safehold.store.db import Database
 from safehold.store.models import Bank, Digest, Entry, UTCDateTime, utcnow
 
@@ -149,7 +148,7 @@ class Banks:
         if bank is None:
             names = list(s.scalars(select(Bank.name).order_by(Bank.name).limit(20)))
             hint = f"; existing banks: {', '.join(names)}" if names else "; there are no banks yet"
-            raise NotFound(f"no bank named {str(name)[:100]!r}{hint}")
+            raise NotFound(f"no bank named {preview(name, 100)}{hint}")
         return bank
 
     def _counts(self, s: Session, bank_ids: builtins.list[int]) -> dict[int, dict[str, int]]:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from safehold.errors import UnknownSignalType
+from safehold.errors import UnknownSignalType, preview
 from safehold.signals.base import SignalType
 from safehold.signals.md5 import Md5Signal
 from safehold.signals.pdq import PdqSignal
@@ -25,7 +25,7 @@ def get_signal_type(name: str) -> type[SignalType]:
         return SIGNAL_TYPES[key]
     except KeyError:
         raise UnknownSignalType(
-            f"unknown signal type {name!r}; valid types: {', '.join(SIGNAL_TYPES)}",
+            f"unknown signal type {preview(name)}; valid types: {', '.join(SIGNAL_TYPES)}",
             valid=list(SIGNAL_TYPES),
         ) from None
 

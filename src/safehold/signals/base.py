@@ -15,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
-from safehold.errors import InvalidSignal
+from safehold.errors import InvalidSignal, preview
 
 Comparison = Literal["exact", "hamming", "vpdq"]
 
@@ -67,14 +67,9 @@ class HexDigestSignal(SignalType):
         if len(v) != cls.hex_length or not _HEX.fullmatch(v):
             raise InvalidSignal(
                 f"not a valid {cls.name} value: expected {cls.hex_length} hexadecimal "
-                f"characters, got {_preview(value)}"
+                f"characters, got {preview(value, 40)}"
             )
         return v
 
 
 _HEX = re.compile(r"[0-9a-f]+")
-
-
-def _preview(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "...'"

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import idna
 
-from safehold.errors import InvalidSignal
-from safehold.signals.base import SignalType, _preview
+from safehold.errors import InvalidSignal, preview
+from safehold.signals.base import SignalType
 
 MAX_URL_LENGTH = 8192
 SCHEMES = {"http": 80, "https": 443}
@@ -99,14 +99,14 @@ class CanonicalUrl:
 
 def canonicalize(value: str) -> CanonicalUrl:
     if not isinstance(value, str):
-        raise InvalidSignal(f"not a URL: {_preview(value)}")
+        raise InvalidSignal(f"not a URL: {preview(value, 40)}")
     text = _WS_RE.sub("", value.strip())
     if not text:
         raise InvalidSignal("not a URL: empty")
     if len(text) > MAX_URL_LENGTH:
         raise InvalidSignal(f"URL is longer than {MAX_URL_LENGTH} characters")
     if "\x00" in text or any(ord(c) < 0x20 for c in text):
-        raise InvalidSignal(f"URL contains control characters: {_preview(value)}")
+        raise InvalidSignal(f"URL contains control characters: {preview(value, 40)}")
     if text.startswith("//"):
         text = "http:" + text
     elif not _SCHEME_RE.match(text) or _looks_like_host_port(text):
@@ -116,7 +116,7 @@ def canonicalize(value: str) -> CanonicalUrl:
         scheme = parts.scheme.lower()
         port = parts.port
     except ValueError as e:
-        raise InvalidSignal(f"not a valid URL ({e}): {_preview(value)}") from e
+        raise InvalidSignal(f"not a valid URL ({e}): {preview(value, 40)}") from e
     if scheme not in SCHEMES:
         raise InvalidSignal(f"only http and https URLs are supported, not {scheme!r}")
     host = _host(parts.hostname or "", value)
@@ -145,7 +145,7 @@ def _looks_like_host_port(text: str) -> bool:
 def _host(raw: str, original: str) -> str:
     host = unquote(raw).strip().rstrip(".").lower()
     if not host:
-        raise InvalidSignal(f"URL has no host: {_preview(original)}")
+        raise InvalidSignal(f"URL has no host: {preview(original, 40)}")
     try:
         ip = ipaddress.ip_address(host)
         return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
@@ -160,7 +160,7 @@ def _host(raw: str, original: str) -> str:
     # UTS 46 maps full stops such as U+3002 to ".", so strip the root dot again.
     name = name.rstrip(".")
     if not name:
-        raise InvalidSignal(f"URL has no host: {_preview(original)}")
+        raise InvalidSignal(f"URL has no host: {preview(original, 40)}")
     if _ends_in_number(name):
         return _ipv4(name, original)
     return name
@@ -196,7 +196,9 @@ def _ipv4(host: str, original: str) -> str:
     valid = len(parts) <= 4 and all(n is not None for n in numbers)
     nums = [n for n in numbers if n is not None]
     if not valid or any(n > 255 for n in nums[:-1]) or nums[-1] >= 256 ** (5 - len(nums)):
-        raise InvalidSignal(f"URL host {host!r} is not a valid IPv4 address: {_preview(original)}")
+        raise InvalidSignal(
+            f"URL host {host!r} is not a valid IPv4 address: {preview(original, 40)}"
+        )
     value = nums[-1] + sum(n * 256 ** (3 - i) for i, n in enumerate(nums[:-1]))
     return str(ipaddress.IPv4Address(value))
 

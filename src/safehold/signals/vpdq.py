@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from safehold.errors import InvalidSignal
+from safehold.errors import InvalidSignal, preview
 from safehold.media import DEFAULT_LIMITS, Limits, VideoInfo, iter_video_frames
 from safehold.signals import _pdqcore
-from safehold.signals.base import SignalType, _preview
+from safehold.signals.base import SignalType
 from safehold.signals.pdq import PdqSignal, pack
 
 QUALITY_THRESHOLD = 50
@@ -118,7 +118,7 @@ def parse(value: str) -> list[VpdqFrame]:
             return [_parse_compact(i, str(s)) for i, s in enumerate(items)]
         return [_parse_line(line) for line in text.splitlines() if line.strip()]
     except (ValueError, TypeError, RecursionError) as e:  # RecursionError: "[[[[..."
-        raise InvalidSignal(f"not a valid vpdq value ({e}): {_preview(value)}") from e
+        raise InvalidSignal(f"not a valid vpdq value ({e}): {preview(value, 40)}") from e
 
 
 def _parse_compact(index: int, item: str) -> VpdqFrame:

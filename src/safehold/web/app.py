@@ -6,12 +6,14 @@ page (``/``). The scanning API builds on this.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 
 from safehold import __version__
 from safehold.banks.repository import Banks
@@ -38,6 +40,25 @@ def create_app(db: Database | None = None) -> FastAPI:
             },
             status_code=exc.status,
             media_type="application/problem+json",
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http_problem(request: Request, exc: HTTPException) -> JSONResponse:
+        """Unknown paths, wrong methods ...: problem+json too (RFC 9457, ``about:blank``)."""
+        try:
+            title = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            title = "Error"
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": title,
+                "status": exc.status_code,
+                "detail": str(exc.detail),
+            },
+            status_code=exc.status_code,
+            media_type="application/problem+json",
+            headers=exc.headers,
         )
 
     @app.get("/healthz", tags=["operations"])
