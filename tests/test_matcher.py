@@ -131,3 +131,62 @@ def test_unknown_bank_is_reported(db: Database) -> None:
 
     with pytest.raises(NotFound):
         Matcher(db, banks=["nope"])
+
+
+def test_bank_filter_keeps_negative_banks(db: Database, banks: Banks) -> None:
+    banks.create("block")
+    banks.create("other")
+    banks.create("benign", kind="negative")
+    banks.add("block", [make_entry("pdq", BASE, ["A1"])])
+    banks.add("other", [make_entry("pdq", BASE, ["B1"])])
+    banks.add("benign", [make_entry("pdq", BASE, ["benign"])])
+    m = Matcher(db, banks=["block"])  # a filter chooses block banks only
+    res = m.match_content(hashes(BASE))
+    assert res.matches == [] and [x.bank for x in res.suppressed] == ["block"]
+    assert m.lookup("pdq", [BASE], banks=["block"])[0].negative[0].bank == "benign"
+
+
+def test_low_quality_pictures_are_not_matched_by_pdq(db: Database, banks: Banks) -> None:
+    banks.create("b")
+    banks.add("b", [make_entry("pdq", BASE), make_entry("md5", "d" * 32)])
+    m = Matcher(db)
+    flat = ContentHashes("image", "png", 1, "d" * 32, "0" * 64, pdq=BASE, pdq_quality=10)
+    res = m.match_content(flat)
+    assert [x.signal_type for x in res.matches] == ["md5"]
+    assert "quality 10" in res.to_dict()["notes"][0]
+
+
+def test_vpdq_lookup_reports_each_value_separately(db: Database, banks: Banks) -> None:
+    rng = np.random.default_rng(4)
+    frames = [bytes(r).hex() for r in rng.integers(0, 256, (10, 32), dtype=np.uint8)]
+    banks.create("v")
+    banks.add(
+        "v", [make_entry("vpdq", json.dumps([f"{f},100,{i}.000" for i, f in enumerate(frames)]))]
+    )
+    full = json.dumps([f"{f},100,{i}.000" for i, f in enumerate(frames)])
+    extra = [bytes(r).hex() for r in rng.integers(0, 256, (2, 32), dtype=np.uint8)]
+    most = json.dumps([f"{f},100,{i}.000" for i, f in enumerate(frames + extra)])
+    a, b = Matcher(db).lookup("vpdq", [full, most])
+    assert a.matches[0].distance == 0 and a.matches[0].details["query_match_pct"] == 100.0
+    assert b.matches[0].details["query_match_pct"] == round(1000 / 12, 2)
+
+
+def test_matcher_add_picks_up_a_new_bank(db: Database, banks: Banks) -> None:
+    m = Matcher(db)
+    banks.create("late")
+    added = banks.add("late", [make_entry("md5", "e" * 32)])
+    m.add("late", [(added.ids[0], "md5", "e" * 32)])
+    assert [x.bank for x in m.lookup("md5", ["e" * 32])[0].matches] == ["late"]
+
+
+def test_limits_from_environment_apply(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from safehold.errors import TooManyPixels
+    from safehold.hashing import hash_file
+
+    path = tmp_path / "p.png"
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(path)
+    monkeypatch.setenv("SAFEHOLD_MAX_PIXELS", "1000")
+    with pytest.raises(TooManyPixels, match="limit is 1000"):
+        hash_file(path)

@@ -229,7 +229,9 @@ def _bank_table(banks: list[Any]) -> Table:
             f"{d['entries']:,}",
             ", ".join(f"{k}: {v:,}" for k, v in sorted(b.counts.items())) or "-",
             ", ".join(
-                f"{k}<={v}" for k, v in sorted(d["thresholds"].items()) if k in ("pdq", "vpdq")
+                f"pdq<={v}" if k == "pdq" else f"vpdq>={v}%"
+                for k, v in sorted(d["thresholds"].items())
+                if k in ("pdq", "vpdq")
             ),
             str(b.version),
             b.updated_at.strftime("%Y-%m-%d %H:%M"),
@@ -396,6 +398,7 @@ def bank_add(
             h = hash_file(path, fps=fps)
             ext = external_id or path.name
             entries.append(make_entry("md5", h.md5, label, source, ext, note))
+            entries.append(make_entry("sha256", h.sha256, label, source, ext, note))
             if h.pdq is not None:
                 entries.append(make_entry("pdq", h.pdq, label, source, ext, note))
             if h.vpdq is not None:
@@ -698,6 +701,8 @@ def scan_cmd(
     from safehold.scan import ScanState, iter_files, scan
 
     hash_mode = _mode(mode, as_json=as_json)
+    if fps < 0:
+        _fail("--fps must be 0 (every frame) or positive", as_json=as_json)
     with _errors(as_json):
         with err.status("loading banks ..."):
             matcher = Matcher(_db(), banks=bank)
@@ -843,7 +848,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p")] = 8000,
     demo: Annotated[bool, typer.Option("--demo", help="Create the demo bank first.")] = False,
-    workers: Annotated[int, typer.Option("--workers", help="Server processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Server processes (min 1).")] = 1,
 ) -> None:
     """Run the HTTP service."""
     import uvicorn
@@ -857,13 +862,13 @@ def serve_cmd(
 
             create_demo(db)
         err.print(f"safehold {__version__} on http://{host}:{port}/ (database: {db.describe()})")
-        uvicorn.run(
-            create_app(db),
-            host=host,
-            port=port,
-            log_level="info",
-            workers=1 if workers < 1 else workers,
-        )
+        # No access log: it would record client IP addresses.
+        if workers > 1:
+            os.environ["SAFEHOLD_DATABASE_URL"] = db.url  # each worker opens the same database
+            uvicorn.run("safehold.web.app:create_app", factory=True, host=host, port=port,
+                        log_level="info", access_log=False, workers=workers)
+        else:
+            uvicorn.run(create_app(db), host=host, port=port, log_level="info", access_log=False)
 
 
 @app.command("labels")

@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from safehold.errors import Unreadable
 from safehold.media import (
-    DEFAULT_LIMITS,
     Limits,
     VideoInfo,
     identify,
@@ -87,7 +86,7 @@ def hash_file(
     fps: float = 1.0,
     mode: Mode = "exact",
     dihedral: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
 ) -> ContentHashes:
     """Hash one image or video file. Raises a :class:`~safehold.errors.MediaError`."""
     p = Path(path)
@@ -115,7 +114,7 @@ def hash_image_bytes(
     *,
     mode: Mode = "exact",
     dihedral: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
 ) -> ContentHashes:
     """Hash an image held in memory (videos must be hashed from a file)."""
     fmt = identify_bytes(data, limits)

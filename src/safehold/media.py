@@ -106,6 +106,12 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+"""The built-in limits; ``None`` arguments mean :meth:`Limits.from_env` (these plus
+any ``SAFEHOLD_MAX_*`` overrides)."""
+
+
+def resolve_limits(limits: Limits | None) -> Limits:
+    return limits if limits is not None else Limits.from_env()
 
 
 @dataclass(frozen=True)
@@ -202,15 +208,15 @@ def read_head(path: Path, n: int = _SNIFF_BYTES) -> bytes:
         raise Unreadable(f"{path} cannot be read: {e.strerror or e}") from e
 
 
-def identify(path: Path, limits: Limits = DEFAULT_LIMITS) -> MediaFormat:
+def identify(path: Path, limits: Limits | None = None) -> MediaFormat:
     """Check size and format of a file on disk; return its format or raise."""
     head = read_head(path)
     size = path.stat().st_size
-    return _check(head, size, limits, name=str(path))
+    return _check(head, size, resolve_limits(limits), name=str(path))
 
 
-def identify_bytes(data: bytes, limits: Limits = DEFAULT_LIMITS) -> MediaFormat:
-    return _check(data[:_SNIFF_BYTES], len(data), limits, name="upload")
+def identify_bytes(data: bytes, limits: Limits | None = None) -> MediaFormat:
+    return _check(data[:_SNIFF_BYTES], len(data), resolve_limits(limits), name="upload")
 
 
 def _check(head: bytes, size: int, limits: Limits, *, name: str) -> MediaFormat:
@@ -252,7 +258,7 @@ _PIL_ERRORS = (
 
 def open_image(
     source: Path | bytes,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
     *,
     draft: int | None = None,
 ) -> Image.Image:
@@ -262,6 +268,7 @@ def open_image(
     long as both sides stay at least this many pixels; other formats are reduced
     after decoding. Used by the fast hashing mode only.
     """
+    limits = resolve_limits(limits)
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         fmt = identify_bytes(data, limits)
@@ -388,7 +395,7 @@ class VideoInfo:
 
 def iter_video_frames(
     path: Path,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
     *,
     seconds_per_frame: float = 1.0,
     info: VideoInfo | None = None,
@@ -401,6 +408,7 @@ def iter_video_frames(
     """
     import av  # imported lazily: FFmpeg start-up is not needed for images
 
+    limits = resolve_limits(limits)
     fmt = identify(path, limits)
     if fmt.kind != "video":
         raise UnsupportedFormat(f"{path} is a {fmt.name} image, not a video")
@@ -543,6 +551,7 @@ def _truncation_warning(
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_LIMITS",
+    "resolve_limits",
     "Limits",
     "MediaError",
     "MediaFormat",

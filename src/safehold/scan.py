@@ -23,7 +23,7 @@ from typing import IO, Any
 from safehold.banks.matcher import Matcher, MatchResult
 from safehold.errors import MediaError, SafeholdError, Unreadable
 from safehold.hashing import ContentHashes, Mode, hash_file
-from safehold.media import DEFAULT_LIMITS, Limits
+from safehold.media import Limits, resolve_limits
 
 
 @dataclass
@@ -41,6 +41,8 @@ class ScanOutcome:
         assert self.hashes is not None and self.result is not None
         out["kind"] = self.hashes.kind
         out.update(self.result.to_dict())
+        if self.hashes.warnings:
+            out["warnings"] = list(self.hashes.warnings)
         return out
 
 
@@ -84,10 +86,11 @@ def hash_files(
     fps: float = 1.0,
     mode: Mode = "exact",
     dihedral: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
 ) -> Iterator[tuple[str, ContentHashes | SafeholdError]]:
     """Hash files on ``workers`` processes (default: every core), yielding results in
     input order. A few files per worker are in flight, so memory stays flat."""
+    limits = resolve_limits(limits)  # once here, so worker processes use the same
     n = workers or os.cpu_count() or 1
     if n <= 1:
         for p in paths:
@@ -151,9 +154,11 @@ class ScanState:
     def _key(p: Path) -> tuple[str, int, int] | None:
         try:
             st = p.stat()
-        except OSError:
+            # absolute, so resuming from another working directory finds the same files
+            name = str(p.resolve())
+        except (OSError, RuntimeError):
             return None
-        return (str(p), st.st_size, st.st_mtime_ns)
+        return (name, st.st_size, st.st_mtime_ns)
 
     def is_done(self, p: Path) -> bool:
         key = self._key(p)
@@ -188,7 +193,7 @@ def scan(
     fps: float = 1.0,
     mode: Mode = "exact",
     state: ScanState | None = None,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
     on_skip: Callable[[Path], None] | None = None,
 ) -> Iterator[ScanOutcome]:
     """Hash and match every file under ``paths``; skips files the state has done."""

@@ -28,7 +28,7 @@ from safehold.errors import InvalidValue
 from safehold.hashing import ContentHashes
 from safehold.index import MAX_RADIUS, ExactIndex, PdqIndex
 from safehold.signals import SIGNAL_TYPES, get_signal_type
-from safehold.signals.pdq import DIHEDRAL_NAMES
+from safehold.signals.pdq import DIHEDRAL_NAMES, MIN_QUALITY
 from safehold.signals.vpdq import (
     FRAME_DISTANCE,
     QUALITY_THRESHOLD,
@@ -86,6 +86,7 @@ class MatchResult:
     matches: list[Match] = field(default_factory=list)
     suppressed: list[Match] = field(default_factory=list)
     negative: list[Match] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def matched(self) -> bool:
@@ -96,6 +97,8 @@ class MatchResult:
         if self.suppressed:
             out["suppressed"] = [m.to_dict() for m in self.suppressed]
             out["suppressed_by"] = [m.to_dict() for m in self.negative]
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 
@@ -139,8 +142,9 @@ class _EntryBanks:
 class Matcher:
     """Look signals up in banks. Build once, query many times; thread-safe for queries.
 
-    ``banks``: names of the banks to load (default: all). ``signal_types``: load only
-    these (default: all), e.g. ``["md5"]`` for a quick exact lookup.
+    ``banks``: names of the block banks to load (default: all). Negative banks are
+    always loaded: they are policy (known false positives), not a choice of lists.
+    ``signal_types``: load only these (default: all), e.g. ``["md5"]``.
     """
 
     def __init__(
@@ -159,7 +163,10 @@ class Matcher:
             unknown = wanted - {b.name for b in all_banks.values()}
             if unknown:
                 self.repo.get(sorted(unknown)[0])  # raises NotFound with the list of banks
-            all_banks = {i: b for i, b in all_banks.items() if b.name in wanted}
+            all_banks = {
+                i: b for i, b in all_banks.items() if b.name in wanted or b.kind == "negative"
+            }
+        self._selection = set(banks) if banks is not None else None
         self.banks: dict[int, BankInfo] = all_banks
         self.bank_names = [b.name for b in all_banks.values()]
         self.signal_types = [get_signal_type(s).name for s in (signal_types or SIGNAL_TYPES)]
@@ -217,7 +224,15 @@ class Matcher:
         """Make entries (id, signal type, value) added in this process matchable at once."""
         info = next((b for b in self.banks.values() if b.name == bank), None)
         if info is None:
-            return
+            info = self.repo.get(bank)  # created after this matcher was built
+            if (
+                self._selection is not None
+                and bank not in self._selection
+                and info.kind != "negative"
+            ):
+                return
+            self.banks[info.id] = info
+            self.bank_names.append(info.name)
         with self._lock:
             pdq_ids: list[int] = []
             pdq_values: list[str] = []
@@ -260,15 +275,17 @@ class Matcher:
         if bank_id is None:
             return None
         info = self.banks.get(bank_id)
-        if info is None or (banks is not None and info.name not in banks):
+        if info is None:
             return None
+        if banks is not None and info.kind != "negative" and info.name not in banks:
+            return None  # a bank filter chooses block banks; negative banks always apply
         return info
 
     def _radius(self, signal_type: str, banks: set[str] | None) -> int:
         limits = [
             b.threshold(signal_type)
             for b in self.banks.values()
-            if banks is None or b.name in banks
+            if banks is None or b.name in banks or b.kind == "negative"
         ]
         return min(max(limits, default=0), MAX_RADIUS)
 
@@ -354,14 +371,13 @@ class Matcher:
             m = vpdq_match(frames, self._vpdq_entries[entry_id])
             pct = info.threshold("vpdq")
             if m.is_match(pct, pct):
-                dist = round(100 - min(m.query_pct, m.target_pct))
                 hits.append(
                     _Hit(
                         entry_id,
                         info.id,
                         "vpdq",
-                        dist,
-                        None,
+                        m.distance,
+                        query,
                         None,
                         {
                             "query_match_pct": round(m.query_pct, 2),
@@ -371,35 +387,37 @@ class Matcher:
                 )
         return hits
 
-    def _hydrate(self, hits: Iterable[_Hit]) -> list[Match]:
-        hits = list(hits)
-        records: dict[int, EntryRecord] = (
-            self.repo.records(h.entry_id for h in hits) if hits else {}
-        )
+    def _hydrate(self, groups: list[list[_Hit]]) -> list[list[Match]]:
+        """Turn hits into matches (one database read for all of them), group by group."""
+        ids = {h.entry_id for hits in groups for h in hits}
+        records: dict[int, EntryRecord] = self.repo.records(ids) if ids else {}
         out = []
-        for h in hits:
-            rec = records.get(h.entry_id)
-            if rec is None:  # removed from the database since loading
-                continue
-            info = self.banks[h.bank_id]
-            value = rec.value if h.signal_type != "vpdq" else ""
-            out.append(
-                Match(
-                    info.name,
-                    info.kind,
-                    h.entry_id,
-                    rec.external_id,
-                    rec.labels,
-                    rec.source,
-                    h.signal_type,
-                    value,
-                    h.distance,
-                    h.query,
-                    h.variant,
-                    h.details,
+        for hits in groups:
+            matches = []
+            for h in hits:
+                rec = records.get(h.entry_id)
+                if rec is None:  # removed from the database since loading
+                    continue
+                info = self.banks[h.bank_id]
+                value = rec.value if h.signal_type != "vpdq" else ""
+                matches.append(
+                    Match(
+                        info.name,
+                        info.kind,
+                        h.entry_id,
+                        rec.external_id,
+                        rec.labels,
+                        rec.source,
+                        h.signal_type,
+                        value,
+                        h.distance,
+                        h.query,
+                        h.variant,
+                        h.details,
+                    )
                 )
-            )
-        out.sort(key=lambda m: (m.distance, m.bank, m.entry_id))
+            matches.sort(key=lambda m: (m.distance, m.bank, m.entry_id))
+            out.append(matches)
         return out
 
     def lookup(
@@ -416,18 +434,7 @@ class Matcher:
             unknown = wanted - set(self.bank_names)
             if unknown:
                 raise InvalidValue(f"bank(s) not loaded: {', '.join(sorted(unknown))}")
-        per_value = self._hits(sig.name, normalized, wanted)
-        hydrated = self._hydrate(h for hits in per_value for h in hits)
-        by_entry: dict[tuple[int, str | None], Match] = {(m.entry_id, m.query): m for m in hydrated}
-        results = []
-        for value, hits in zip(normalized, per_value, strict=True):
-            matches = [
-                by_entry[(h.entry_id, h.query)] for h in hits if (h.entry_id, h.query) in by_entry
-            ]
-            matches.sort(key=lambda m: (m.distance, m.bank, m.entry_id))
-            results.append(_suppress(matches))
-            del value
-        return results
+        return [_suppress(m) for m in self._hydrate(self._hits(sig.name, normalized, wanted))]
 
     def match_content(
         self, hashes: ContentHashes, *, banks: Sequence[str] | None = None
@@ -437,12 +444,21 @@ class Matcher:
         hits: list[_Hit] = []
         for st in ("md5", "sha256"):
             hits.extend(self._hits(st, [getattr(hashes, st)], wanted)[0])
+        notes = []
         if hashes.pdq is not None:
-            variants = [hashes.pdq_dihedral] if hashes.pdq_dihedral else None
-            hits.extend(self._hits("pdq", [hashes.pdq], wanted, variants)[0])
+            if (hashes.pdq_quality or 0) < MIN_QUALITY:
+                # flat, featureless pictures hash alike; PDQ matches on them are noise
+                notes.append(
+                    f"pdq quality {hashes.pdq_quality} is below {MIN_QUALITY}: not matched by pdq"
+                )
+            else:
+                variants = [hashes.pdq_dihedral] if hashes.pdq_dihedral else None
+                hits.extend(self._hits("pdq", [hashes.pdq], wanted, variants)[0])
         if hashes.vpdq is not None:
             hits.extend(self._vpdq_hits(hashes.vpdq, "", wanted))
-        return _suppress(self._hydrate(hits))
+        result = _suppress(self._hydrate([hits])[0])
+        result.notes = notes
+        return result
 
 
 def _suppress(matches: list[Match]) -> MatchResult:

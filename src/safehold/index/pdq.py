@@ -19,7 +19,7 @@ principle any hash within ``r`` bits differs by at most ``k_i`` bits in some ban
 distance. Recall against brute force is therefore 100% at every radius — when the
 probes would cost more than a scan, the segment is scanned instead, which is exact
 too. Band tables are compressed-sparse-row arrays (offsets + row numbers), so
-10 million hashes take about 1.2 GB in all.
+10 million hashes take about 1.4 GB in all.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from safehold.errors import InvalidSignal, preview
-from safehold.media import DEFAULT_LIMITS, Limits, VideoInfo, iter_video_frames
+from safehold.media import Limits, VideoInfo, iter_video_frames
 from safehold.signals import _pdqcore
 from safehold.signals.base import SignalType
 from safehold.signals.pdq import PdqSignal, pack
@@ -54,6 +54,11 @@ class VpdqMatch:
     def is_match(self, query_pct: float = MATCH_PERCENT, target_pct: float = MATCH_PERCENT) -> bool:
         return self.query_pct >= query_pct and self.target_pct >= target_pct
 
+    @property
+    def distance(self) -> int:
+        """100 minus the lower of the two percentages, rounded (0: every frame matched)."""
+        return round(100 - min(self.query_pct, self.target_pct))
+
 
 class VpdqSignal(SignalType):
     name = "vpdq"
@@ -70,8 +75,7 @@ class VpdqSignal(SignalType):
     @classmethod
     def distance(cls, a: str, b: str) -> int:
         """100 minus the lower of the two match percentages (0 = every frame matched)."""
-        m = match(parse(a), parse(b))
-        return 100 - int(min(m.query_pct, m.target_pct))
+        return match(parse(a), parse(b)).distance
 
     @classmethod
     def matches(cls, a: str, b: str, threshold: int | None = None) -> bool:
@@ -83,7 +87,7 @@ def vpdq_from_video(
     path: Path,
     *,
     fps: float = 1.0,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
     info: VideoInfo | None = None,
 ) -> list[VpdqFrame]:
     """Hash a video: ``fps`` hashed frames per second of video; 0 hashes every frame."""

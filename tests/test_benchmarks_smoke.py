@@ -1,0 +1,200 @@
+"""The benchmark suite runs end to end on tiny inputs and returns well-formed results.
+
+These tests check structure and agreement, never speed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from benchmarks import __main__ as cli
+from benchmarks import bench_hash, bench_index
+from benchmarks.common import CpuWatch, markdown_table
+from benchmarks.corpus import CorpusSpec, ensure_corpus, synthetic_photo
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def test_synthetic_photo_is_deterministic_rgb() -> None:
+    a = synthetic_photo(160, 120, 5)
+    b = synthetic_photo(160, 120, 5)
+    assert a.mode == "RGB" and a.size == (160, 120)
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(synthetic_photo(160, 120, 6)))
+
+
+def test_corpus_is_cached(tmp_path: Path) -> None:
+    spec = CorpusSpec("tiny", 200, 150, 2)
+    first = ensure_corpus(spec, tmp_path)
+    mtimes = [p.stat().st_mtime_ns for p in first]
+    again = ensure_corpus(spec, tmp_path)
+    assert first == again and [p.stat().st_mtime_ns for p in again] == mtimes
+    assert all(p.read_bytes()[:3] == b"\xff\xd8\xff" for p in first)
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def test_hash_benchmark_smoke(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    synthetic_photo(300, 200, 77).save(ref / "a.jpg", quality=90)
+    plan = (("pytx", 1), ("exact", 1), ("exact", 2), ("fast", 1), ("pdq-exact", 1))
+    config = bench_hash.HashConfig(
+        specs=(CorpusSpec("tiny", 320, 240, 3),),
+        min_seconds=0.0,
+        cache_dir=tmp_path / "cache",
+        reference_dir=ref,
+        plan=plan,
+    )
+    results = bench_hash.run(config, log=_quiet)
+
+    assert len(results.corpora) == 1
+    corpus = results.corpora[0]
+    assert [(r.mode, r.workers) for r in corpus.rows] == list(plan)
+    for row in corpus.rows:
+        assert row.images == 3 and row.passes >= 1
+        assert row.images_per_s > 0
+        assert row.vs_pytx_1core is not None and row.vs_pytx_1core > 0
+        assert row.max_dist_vs_exact is not None and 0 <= row.max_dist_vs_exact <= 256
+        assert row.other_cores is None or row.other_cores >= 0
+    exact_rows = [r for r in corpus.rows if r.mode in ("exact", "pdq-exact")]
+    assert all(r.max_dist_vs_exact == 0 for r in exact_rows)
+    assert corpus.exact_vs_pytx_max is not None
+    assert [r.file for r in results.reference] == ["a.jpg"]
+    assert results.reference[0].dist_exact_vs_published is None  # no manifest
+    json.dumps(results.to_json(), default=str)
+
+    text = bench_hash.render(results)
+    assert "images/s" in text and "a.jpg" in text and "Hashing goals" in text
+
+
+# --------------------------------------------------------------------------- index
+
+
+def test_make_queries_flips_exactly() -> None:
+    codes = bench_index.make_codes(3000, 11)
+    queries, source, flips = bench_index.make_queries(codes, 200, 50, 11)
+    assert queries.shape == (250, 32) and queries.dtype == np.uint8
+    assert (source >= 0).sum() == 200 and (source == -1).sum() == 50
+    planted = source >= 0
+    dist = np.unpackbits(queries[planted] ^ codes[source[planted]], axis=1).sum(axis=1)
+    assert np.array_equal(dist, flips[planted])
+    assert flips[planted].min() >= 0 and flips[planted].max() <= 31
+
+
+def test_brute_force_matches_numpy_reference() -> None:
+    codes = bench_index.make_codes(4000, 3)
+    codes[10] = codes[20]  # a duplicate: two true neighbours for one query
+    queries, _, _ = bench_index.make_queries(codes, 100, 20, 3)
+    for radius in (31, 110):  # 110: many neighbours, exercises the capacity retry
+        fast = bench_index.brute_force(codes, queries, radius)
+        ref = bench_index.brute_force_numpy(codes, queries, radius)
+        assert np.array_equal(fast.offsets, ref.offsets)
+        assert np.array_equal(fast.rows, ref.rows)
+        assert np.array_equal(fast.dists, ref.dists)
+
+
+def test_index_benchmark_smoke(tmp_path: Path) -> None:
+    config = bench_index.IndexConfig(
+        sizes=(2000,),
+        n_planted=60,
+        n_random=20,
+        min_seconds=0.0,
+        single_budget_s=0.1,
+        cache_dir=tmp_path,
+        timeout_s=300,
+    )
+    results = bench_index.run(config, log=_quiet)
+
+    assert [r["impl"] for r in results.runs] == list(config.impls)
+    for r in results.runs:
+        assert r["status"] == "ok", r["status"]
+        assert r["n"] == 2000
+        assert r["build_s"] >= 0
+        assert r["rss_after_build"] > 0 and r["rss_peak"] >= r["rss_baseline"] > 0
+        assert 1 <= r["single_queries"] <= 80
+        assert 0 < r["p50_ms"] <= r["p99_ms"]
+        assert r["single_1t"] > 0 and r["single_2t"] > 0
+        rec = r["recall"]
+        assert rec["true_neighbours"] >= 60  # every planted source at least
+        assert rec["recall"] is not None and 0.0 <= rec["recall"] <= 1.0
+        assert r["single_agrees_with_batched"] is True
+        assert "other_cores_build" in r and "other_cores_queries" in r
+        if r["impl"] != "pytx":
+            assert r["batched_1t"] > 0 and r["batched_2t"] > 0
+    text = bench_index.render(results)
+    assert "safehold" in text and "recall" in text
+
+
+def test_index_skips_pytx_above_limit(tmp_path: Path) -> None:
+    config = bench_index.IndexConfig(
+        sizes=(2000,),
+        impls=("pytx",),
+        n_planted=10,
+        n_random=5,
+        pytx_max_size=1000,
+        cache_dir=tmp_path,
+    )
+    results = bench_index.run(config, log=_quiet)
+    assert results.runs[0]["status"].startswith("skipped")
+    assert "skipped" in bench_index.render(results)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_cpu_watch_reports_other_load() -> None:
+    with CpuWatch(min_wall=0.0) as w:
+        sum(range(200_000))
+    assert w.other_cores is not None and w.other_cores >= 0.0
+    with CpuWatch(min_wall=60.0) as short:
+        pass
+    assert short.other_cores is None
+
+
+def test_markdown_table_aligns_numbers_right() -> None:
+    text = markdown_table(["name", "rate"], [["a", "1,234"], ["b", "2.50×"]])
+    assert text.splitlines()[1] == "| --- | ---: |"
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def test_cli_arguments() -> None:
+    args = cli.parse_args(["--quick", "--only", "index", "--sizes", "100k,2m,5000"])
+    assert args.quick and args.only == "index" and args.wait_idle == 0.0
+    assert args.sizes == [100_000, 2_000_000, 5000]
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--only", "video"])
+
+
+def test_report_has_machine_and_command() -> None:
+    info = {
+        "cpu": "Test CPU",
+        "logical_cores": 2,
+        "usable_cores": 2,
+        "ram_gib": 1.0,
+        "os": "Linux",
+        "python": "3.11",
+        "packages": {"safehold": "0"},
+        "date": "today",
+    }
+    load = {
+        "wall_s": 1.0,
+        "own_cpu_s": 1.0,
+        "other_cpu_s": 0.0,
+        "other_cores_avg": 0.0,
+        "steal_s": 0.0,
+        "loadavg_at_start": 0.0,
+    }
+    text = cli.build_report(info, ".venv/bin/python -m benchmarks --quick", load, None, None)
+    assert "Test CPU" in text and "`.venv/bin/python -m benchmarks --quick`" in text
