@@ -335,9 +335,15 @@ def _decode_image(
 def _upright(im: Image.Image) -> Image.Image:
     """Apply the EXIF orientation; malformed EXIF is ignored, never fatal."""
     try:
+        # exif_transpose copies the whole picture even when it is already upright
+        if im.getexif().get(_ORIENTATION, 1) in (None, 1):
+            return im
         return ImageOps.exif_transpose(im) or im
     except _PIL_ERRORS:
         return im
+
+
+_ORIENTATION = 0x0112
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
