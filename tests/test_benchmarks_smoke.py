@@ -54,6 +54,7 @@ def test_hash_benchmark_smoke(tmp_path: Path) -> None:
         cache_dir=tmp_path / "cache",
         reference_dir=ref,
         plan=plan,
+        rounds=2,
     )
     results = bench_hash.run(config, log=_quiet)
 
@@ -61,7 +62,8 @@ def test_hash_benchmark_smoke(tmp_path: Path) -> None:
     corpus = results.corpora[0]
     assert [(r.mode, r.workers) for r in corpus.rows] == list(plan)
     for row in corpus.rows:
-        assert row.images == 3 and row.passes >= 1
+        assert row.images == 3 and row.passes >= 2
+        assert len(row.round_rates) == 2 and row.spread is not None
         assert row.images_per_s > 0
         assert row.vs_pytx_1core is not None and row.vs_pytx_1core > 0
         assert row.max_dist_vs_exact is not None and 0 <= row.max_dist_vs_exact <= 256

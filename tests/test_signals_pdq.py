@@ -19,7 +19,7 @@ from PIL import Image
 import media_factory as mf
 from conftest import VECTORS
 from safehold.errors import InvalidSignal
-from safehold.hashing import FAST_MIN_SIDE, hash_file, hash_image_bytes
+from safehold.hashing import FAST_LONG_SIDE, hash_file, hash_image_bytes
 from safehold.media import open_image, rgb_array
 from safehold.signals import _pdqcore
 from safehold.signals.pdq import (
@@ -353,23 +353,23 @@ def test_fast_mode_on_reference_photos(item: dict[str, Any]) -> None:
 
 
 def _fast_vs_exact(seed: int) -> tuple[int, int]:
-    """(bits between fast and exact, short side of the fast decode) on a 12 MP JPEG."""
+    """(bits between fast and exact, long side of the fast decode) on a 12 MP JPEG."""
     data = mf.encode_image(mf.photo_like(4000, 3000, seed=seed), "jpeg", quality=90)
     exact = hash_image_bytes(data)
     fast = hash_image_bytes(data, mode="fast")
     assert (exact.width, exact.height) == (4000, 3000)
     assert exact.pdq is not None and fast.pdq is not None
     # Fast mode decodes at reduced scale; the picture reported is the decoded one.
-    assert fast.height is not None and fast.height < 3000
-    return hamming(exact.pdq, fast.pdq), fast.height
+    assert fast.width is not None and fast.width < 4000
+    return hamming(exact.pdq, fast.pdq), fast.width
 
 
 def test_fast_mode_on_a_12_megapixel_jpeg() -> None:
-    # Fast mode decodes a 12 MP JPEG at 1/2 scale (2000x1500: the short side stays at
-    # least FAST_MIN_SIDE). The DCT-domain reduction changes PDQ's own downsampling a
-    # little: 0-6 bits across seeds (the slow test below); at 1/4 scale it was 2-12.
-    distance, short_side = _fast_vs_exact(seed=1)
-    assert short_side >= FAST_MIN_SIDE
+    # Fast mode decodes a 12 MP JPEG at 1/4 scale (1000x750: the long side stays at
+    # least FAST_LONG_SIDE). The DCT-domain reduction changes PDQ's own downsampling:
+    # 2-12 bits across seeds, median about 5 (the slow test below); seed 1 gives 4.
+    distance, long_side = _fast_vs_exact(seed=1)
+    assert long_side == 1000
     assert distance <= 8
 
 
@@ -377,7 +377,9 @@ def test_fast_mode_on_a_12_megapixel_jpeg() -> None:
 def test_fast_mode_on_many_12_megapixel_jpegs() -> None:
     distances = [_fast_vs_exact(seed)[0] for seed in range(8)]
     print("fast vs exact, bits:", distances)
-    assert max(distances) <= 8
+    # inside half the match threshold, and typically far less
+    assert max(distances) <= 15
+    assert float(np.median(distances)) <= 8
 
 
 def test_fast_mode_other_formats_are_reduced(tmp_path: Path) -> None:
@@ -385,7 +387,7 @@ def test_fast_mode_other_formats_are_reduced(tmp_path: Path) -> None:
     for fmt in ("png", "bmp"):
         path = mf.write_image(tmp_path / f"big{mf.SUFFIX[fmt]}", picture, fmt)
         exact, fast = hash_file(path), hash_file(path, mode="fast")
-        # reduced by 2: the short side stays >= FAST_MIN_SIDE
+        # reduced by 2: the long side stays >= FAST_LONG_SIDE
         assert (fast.width, fast.height) == (1200, 1050)
         assert exact.pdq is not None and fast.pdq is not None
         assert hamming(exact.pdq, fast.pdq) <= 8

@@ -264,9 +264,10 @@ def open_image(
 ) -> Image.Image:
     """Decode an image from a path or bytes into an upright 8-bit RGB picture.
 
-    ``draft``: if given, a JPEG may be decoded at a reduced scale (DCT scaling) as
-    long as both sides stay at least this many pixels; other formats are reduced
-    after decoding. Used by the fast hashing mode only.
+    ``draft``: if given, the picture is reduced by the largest factor (1, 2, 4 or 8
+    for a JPEG, decoded at that scale in the DCT domain; any whole factor for other
+    formats, after decoding) that keeps its long side at least ``draft`` pixels.
+    Used by the fast hashing mode only.
     """
     limits = resolve_limits(limits)
     if isinstance(source, bytes | bytearray | memoryview):
@@ -317,7 +318,9 @@ def _decode_image(
             )
         try:
             if draft and fmt.name == "jpeg":
-                im.draft("RGB", (draft, draft))
+                scale = next(s for s in (8, 4, 2, 1) if max(width, height) // s >= draft or s == 1)
+                if scale > 1:
+                    im.draft("RGB", (-(-width // scale), -(-height // scale)))
             im.load()
             upright = _upright(im)
             rgb = to_rgb(upright)
@@ -326,7 +329,7 @@ def _decode_image(
         except _PIL_ERRORS as e:
             raise Corrupt(f"{name} is a damaged or truncated {fmt.name} file ({e})") from e
         if draft:
-            factor = min(rgb.size) // draft
+            factor = max(rgb.size) // draft
             if factor >= 2:
                 rgb = rgb.reduce(factor)
         return rgb
