@@ -135,3 +135,16 @@ def mih_search(keys, band_of, masks, base, offsets, rows, words, queries, dead, 
                 out_d[k] = dist[c]
                 k += 1
     return out_q[:k], out_r[:k], out_d[:k]
+
+
+@njit(cache=True, nogil=True)
+def csr_rows(keys, offsets):  # type: ignore[no-untyped-def]
+    """Row numbers grouped by key (a stable counting sort): bucket ``k`` of the band
+    table is ``rows[offsets[k]:offsets[k + 1]]``."""
+    pos = offsets[:-1].copy()
+    rows = np.empty(keys.shape[0], np.uint32)
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        rows[pos[k]] = i
+        pos[k] += 1
+    return rows

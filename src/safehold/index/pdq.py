@@ -35,7 +35,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from safehold.index._kernels import mih_search
+from safehold.index._kernels import csr_rows, mih_search
 
 HASH_BYTES = 32
 HASH_BITS = 256
@@ -48,7 +48,7 @@ MIH_CUTOFF = 65_536
 MERGE_RATIO = 4
 """Adjacent segments are merged while the newer one is at least 1/MERGE_RATIO the size."""
 COMPACT_DEAD_FRACTION = 0.3
-QUERY_BATCH = 64
+QUERY_BATCH = 16
 MAX_FLIPS = 5
 
 # One thread per call: the index is searched from several request threads at once,
@@ -85,22 +85,6 @@ def as_codes(hashes: np.ndarray | Iterable[str]) -> np.ndarray:
 def _words(codes: np.ndarray) -> np.ndarray:
     """(n, 4) uint64 view for popcount distance (byte order does not matter)."""
     return np.ascontiguousarray(codes).view(np.uint64).reshape(-1, 4)
-
-
-def _be_words(codes: np.ndarray) -> np.ndarray:
-    """(n, 4) big-endian words as native uint64, so bit 0 is the hex string's first bit."""
-    return np.ascontiguousarray(codes).view(">u8").reshape(-1, 4).astype(np.uint64)
-
-
-def _band(be: np.ndarray, start: int, width: int) -> np.ndarray:
-    """Bits [start, start+width) of each hash as an integer (MSB first)."""
-    w, off = divmod(start, 64)
-    mask = np.uint64((1 << width) - 1)
-    if off + width <= 64:
-        return (be[:, w] >> np.uint64(64 - off - width)) & mask
-    low_bits = off + width - 64
-    high = be[:, w] & np.uint64((1 << (64 - off)) - 1)
-    return ((high << np.uint64(low_bits)) | (be[:, w + 1] >> np.uint64(64 - low_bits))) & mask
 
 
 @lru_cache(maxsize=64)
@@ -195,22 +179,20 @@ class _MihSegment(_Segment):
         self.words = _words(self.codes)
         self.width = int(min(24, max(12, round(np.log2(max(self.n, 2))))))
         self.m = HASH_BITS // self.width
-        be = _be_words(self.codes)
-        starts = [i * self.width for i in range(self.m)]
-        build = _BandBuilder(be, self.width)
-        tables = list(pool.map(build, starts)) if pool else [build(s) for s in starts]
         big = self.m * self.n >= 2**32
-        dtype = np.uint64 if big else np.uint32
         span = (1 << self.width) + 1
         # All bands in one pair of arrays: band b's offsets start at b * span, and its
-        # rows at b * n (the offsets already include that shift).
-        self.offsets = np.empty(self.m * span, dtype=dtype)
+        # rows at b * n (the offsets already include that shift). Each band is built
+        # straight into its slice, so building needs little more than the result.
+        self.offsets = np.empty(self.m * span, dtype=np.uint64 if big else np.uint32)
         self.rows = np.empty(self.m * self.n, dtype=np.uint32)
-        for b, (off, rows) in enumerate(tables):
-            self.offsets[b * span : (b + 1) * span] = off.astype(dtype) + np.asarray(
-                b * self.n, dtype=dtype
-            )
-            self.rows[b * self.n : (b + 1) * self.n] = rows
+        build = _BandBuilder(self)
+        bands = range(self.m)
+        if pool:
+            list(pool.map(build, bands))
+        else:
+            for b in bands:
+                build(b)
         self.span = span
         self._weights = np.uint64(1) << np.arange(self.width - 1, -1, -1, dtype=np.uint64)
         self._plans: dict[int, tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray] | None]] = {}
@@ -291,27 +273,34 @@ class _MihSegment(_Segment):
 
 
 class _BandBuilder:
-    """Builds one band's CSR table: offsets (2**width + 1) and rows sorted by key."""
+    """Builds band ``b``'s CSR table into the segment's offsets and rows arrays."""
 
-    def __init__(self, be: np.ndarray, width: int) -> None:
-        self.be = be
-        self.width = width
+    def __init__(self, seg: _MihSegment) -> None:
+        self.seg = seg
 
-    def __call__(self, start: int) -> tuple[np.ndarray, np.ndarray]:
-        keys = _band(self.be, start, self.width).astype(np.uint32)
-        counts = np.bincount(keys, minlength=1 << self.width)
-        offsets = np.zeros((1 << self.width) + 1, dtype=np.uint32)
-        np.cumsum(counts, out=offsets[1:])
-        return offsets, _radix_argsort(keys)
+    def __call__(self, band: int) -> None:
+        seg = self.seg
+        keys = _band_from_bytes(seg.codes, band * seg.width, seg.width)
+        span = (1 << seg.width) + 1
+        offsets = seg.offsets[band * span : (band + 1) * span]
+        offsets[0] = 0
+        np.cumsum(np.bincount(keys, minlength=span - 1), out=offsets[1:])
+        seg.rows[band * seg.n : (band + 1) * seg.n] = csr_rows(keys, offsets)
+        np.add(offsets, band * seg.n, out=offsets, casting="unsafe")
 
 
-def _radix_argsort(keys: np.ndarray) -> np.ndarray:
-    """Stable argsort of uint32 keys by two 16-bit radix passes (numpy's radix sort)."""
-    low = (keys & 0xFFFF).astype(np.uint16)
-    first = np.argsort(low, kind="stable")
-    high = (keys >> 16).astype(np.uint16)[first]
-    second = np.argsort(high, kind="stable")
-    return first[second].astype(np.uint32)
+def _band_from_bytes(codes: np.ndarray, start: int, width: int) -> np.ndarray:
+    """Bits [start, start+width) of each hash (MSB first) as uint32, reading only the
+    bytes that hold them (no full-width copy of the hashes)."""
+    first, last = start // 8, (start + width - 1) // 8
+    acc = np.zeros(len(codes), dtype=np.uint32)
+    for b in range(first, last + 1):
+        acc <<= np.uint32(8)
+        acc |= codes[:, b]
+    spare = (last - first + 1) * 8 - (start % 8) - width
+    acc >>= np.uint32(spare)
+    acc &= np.uint32((1 << width) - 1)
+    return acc
 
 
 _EMPTY3 = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
