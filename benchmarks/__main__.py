@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_hash, bench_index
+from benchmarks import bench_hash, bench_index, bench_store
 from benchmarks.common import (
     CACHE_DIR,
     LOADED,
@@ -55,7 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="safehold side by side with python-threatexchange and FAISS (same run).",
     )
     p.add_argument("--quick", action="store_true", help="small corpus and sizes (~1 minute)")
-    p.add_argument("--only", choices=("hash", "index"), help="run one benchmark only")
+    p.add_argument("--only", choices=("hash", "index", "store"), help="run one benchmark only")
     p.add_argument(
         "--sizes",
         type=_sizes,
@@ -168,6 +168,7 @@ def build_report(
     load: dict[str, float],
     hash_results: bench_hash.HashResults | None,
     index_results: bench_index.IndexResults | None,
+    store_results: bench_store.StoreResults | None = None,
 ) -> str:
     parts = [
         "# Benchmarks",
@@ -192,6 +193,8 @@ def build_report(
         parts += ["## PDQ hashing", "", bench_hash.render(hash_results), ""]
     if index_results is not None:
         parts += ["## PDQ index (radius 31)", "", bench_index.render(index_results), ""]
+    if store_results is not None:
+        parts += ["## Bank storage (bulk import)", "", bench_store.render(store_results), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -212,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
 
     hash_results = index_results = None
+    store_results = None
     if args.only in (None, "hash"):
         specs = bench_hash.QUICK_SPECS if args.quick else bench_hash.FULL_SPECS
         hcfg = bench_hash.HashConfig(
@@ -240,8 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         index_results = bench_index.run(icfg)
 
+    if args.only in (None, "store"):
+        store_results = bench_store.run(
+            sizes=(100_000,) if args.quick else (1_000_000,), cache_dir=cache
+        )
+
     load = monitor.finish()
-    report = build_report(info, command, load, hash_results, index_results)
+    report = build_report(info, command, load, hash_results, index_results, store_results)
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report, encoding="utf-8")
@@ -251,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load": load,
         "hash": hash_results.to_json() if hash_results else None,
         "index": index_results.to_json() if index_results else None,
+        "store": store_results.to_json() if store_results else None,
     }
     raw_path = cache / f"results-{output.stem}.json"
     raw_path.write_text(json.dumps(raw_json, indent=1, default=str))

@@ -200,3 +200,17 @@ def test_report_has_machine_and_command() -> None:
     }
     text = cli.build_report(info, ".venv/bin/python -m benchmarks --quick", load, None, None)
     assert "Test CPU" in text and "`.venv/bin/python -m benchmarks --quick`" in text
+
+
+# --------------------------------------------------------------------------- store
+
+
+def test_store_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_store
+
+    results = bench_store.run(sizes=(2000,), cache_dir=tmp_path, log=_quiet)
+    backends = [r.backend for r in results.rows]
+    assert backends[0].startswith("SQLite") and len(backends) == 2
+    sqlite = results.rows[0]
+    assert sqlite.add_s > 0 and sqlite.load_s > 0 and sqlite.index_s >= 0
+    assert "goal" in bench_store.render(results)

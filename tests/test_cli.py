@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 from typer.testing import CliRunner
 
 import safehold.cli
 from safehold.banks import Banks, make_entry
 from safehold.cli import app
+from safehold.demo import synthetic_picture
 from safehold.hashing import hash_file
 from safehold.signals.vpdq import VpdqFrame, serialize
 from safehold.store import Database
@@ -55,20 +56,8 @@ Arg = str | Path | bytes
 
 
 def picture(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
-    """A harmless photo-like picture: a colour gradient, shapes and a caption."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    mix = np.linspace(0, 1, w)[None, :, None] * 0.6 + np.linspace(0, 1, h)[:, None, None] * 0.4
-    im = Image.fromarray((c0 * (1 - mix) + c1 * mix).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(im)
-    for _ in range(7):
-        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
-        box = (x0, y0, x0 + int(rng.integers(15, w // 2)), y0 + int(rng.integers(15, h // 2)))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.integers(0, 2) else draw.rectangle)(box, fill=colour)
-    draw.text((8, h - 18), f"safehold cli test {seed}", fill=(255, 255, 255))
-    return im.filter(ImageFilter.SMOOTH)
+    """A harmless photo-like picture drawn by code (the demo bank's generator)."""
+    return synthetic_picture(seed, size)
 
 
 def save(path: Path, seed: int, fmt: str = "PNG", size: tuple[int, int] = (320, 240)) -> Path:

@@ -12,11 +12,11 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import cast
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from safehold.banks import Banks, Matcher, make_entry
+from safehold.demo import synthetic_picture
 from safehold.errors import SafeholdError
 from safehold.hashing import ContentHashes, hash_file
 from safehold.scan import ScanOutcome, ScanState, hash_files, iter_files, scan
@@ -24,20 +24,8 @@ from safehold.store import Database
 
 
 def picture(seed: int, size: tuple[int, int] = (256, 192)) -> Image.Image:
-    """A harmless photo-like picture: a colour gradient, a few shapes and a caption."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    mix = np.linspace(0, 1, w)[None, :, None] * 0.6 + np.linspace(0, 1, h)[:, None, None] * 0.4
-    im = Image.fromarray((c0 * (1 - mix) + c1 * mix).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(im)
-    for _ in range(6):
-        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
-        box = (x0, y0, x0 + int(rng.integers(15, w // 2)), y0 + int(rng.integers(15, h // 2)))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.integers(0, 2) else draw.rectangle)(box, fill=colour)
-    draw.text((6, h - 16), f"scan test {seed}", fill=(255, 255, 255))
-    return im.filter(ImageFilter.SMOOTH)
+    """A harmless photo-like picture drawn by code (the demo bank's generator)."""
+    return synthetic_picture(seed, size)
 
 
 def save(path: Path, seed: int, fmt: str = "PNG") -> Path:

@@ -19,7 +19,7 @@ from PIL import Image
 import media_factory as mf
 from conftest import VECTORS
 from safehold.errors import InvalidSignal
-from safehold.hashing import FAST_LONG_SIDE, hash_file, hash_image_bytes
+from safehold.hashing import hash_file, hash_image_bytes
 from safehold.media import open_image, rgb_array
 from safehold.signals import _pdqcore
 from safehold.signals.pdq import (

@@ -865,8 +865,15 @@ def serve_cmd(
         # No access log: it would record client IP addresses.
         if workers > 1:
             os.environ["SAFEHOLD_DATABASE_URL"] = db.url  # each worker opens the same database
-            uvicorn.run("safehold.web.app:create_app", factory=True, host=host, port=port,
-                        log_level="info", access_log=False, workers=workers)
+            uvicorn.run(
+                "safehold.web.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+                workers=workers,
+            )
         else:
             uvicorn.run(create_app(db), host=host, port=port, log_level="info", access_log=False)
 

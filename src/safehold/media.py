@@ -560,7 +560,6 @@ def _truncation_warning(
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_LIMITS",
-    "resolve_limits",
     "Limits",
     "MediaError",
     "MediaFormat",
@@ -570,6 +569,7 @@ __all__ = [
     "identify_bytes",
     "iter_video_frames",
     "open_image",
+    "resolve_limits",
     "rgb_array",
     "sniff",
     "to_rgb",

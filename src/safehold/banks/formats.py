@@ -336,6 +336,29 @@ def _csv_rows(
         )
 
 
+def _te_row(
+    signal_type: str,
+    value: str,
+    tags: str | None,
+    notes: list[tuple[str, str | None]],
+    defaults: dict[str, Any],
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """A ThreatExchange-style row: known tags become labels, the rest goes in the note."""
+    labels, other = _split_tags((tags or "").split())
+    parts = [f"{key}: {text}" for key, text in notes if text]
+    if other:
+        parts.append(f"tags: {' '.join(other)}")
+    return {
+        "signal_type": signal_type,
+        "value": value,
+        "labels": labels or None,
+        "source": defaults["source"] or "threatexchange",
+        "external_id": external_id or None,
+        "note": "; ".join(parts) or None,
+    }
+
+
 def _pytx_csv_rows(
     stream: Iterable[str], result: ParseResult, defaults: dict[str, Any]
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -345,24 +368,8 @@ def _pytx_csv_rows(
         except SafeholdError as e:
             result.add_error(n, e.message)
             continue
-        labels, other = _split_tags((row.get("tags") or "").split())
-        note_parts = []
-        if row.get("collab"):
-            note_parts.append(f"collab: {row['collab']}")
-        if row.get("category"):
-            note_parts.append(f"category: {row['category']}")
-        if other:
-            note_parts.append(f"tags: {' '.join(other)}")
-        yield (
-            n,
-            {
-                "signal_type": st,
-                "value": row["signal_str"],
-                "labels": labels or None,
-                "source": defaults["source"] or "threatexchange",
-                "note": "; ".join(note_parts) or None,
-            },
-        )
+        notes = [("collab", row.get("collab")), ("category", row.get("category"))]
+        yield n, _te_row(st, row["signal_str"], row.get("tags"), notes, defaults)
 
 
 def _pytx_line_rows(
@@ -392,25 +399,8 @@ def _te_csv_rows(
         except SafeholdError as e:
             result.add_error(n, e.message)
             continue
-        labels, other = _split_tags((row.get("tags") or "").split())
-        note_parts = []
-        if row.get("status"):
-            note_parts.append(f"status: {row['status']}")
-        if row.get("owner_id"):
-            note_parts.append(f"owner: {row['owner_id']}")
-        if other:
-            note_parts.append(f"tags: {' '.join(other)}")
-        yield (
-            n,
-            {
-                "signal_type": st,
-                "value": row["indicator"],
-                "labels": labels or None,
-                "source": defaults["source"] or "threatexchange",
-                "external_id": row.get("id") or None,
-                "note": "; ".join(note_parts) or None,
-            },
-        )
+        notes = [("status", row.get("status")), ("owner", row.get("owner_id"))]
+        yield n, _te_row(st, row["indicator"], row.get("tags"), notes, defaults, row.get("id"))
 
 
 def write(records: Iterable[EntryRecord], out: IO[str], fmt: str = "jsonl") -> int:

@@ -27,54 +27,6 @@ def window(old: int, new: int = 64) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _box_cols(src, dst, cols, window):  # type: ignore[no-untyped-def]
-    """Box filter down each of the given columns of ``src`` (all rows), into ``dst``
-    (rows x len(cols)); the per-column arithmetic of the reference's box1DFloat."""
-    n = src.shape[0]
-    k = cols.shape[0]
-    half = (window + 2) // 2
-    p1 = half - 1
-    p2 = window - half + 1
-    p3 = n - window
-    p4 = half - 1
-    sums = np.zeros(k, np.float32)
-    count = 0
-    ri = 0
-    li = 0
-    oi = 0
-    for _ in range(p1):
-        for c in range(k):
-            sums[c] += src[ri, cols[c]]
-        count += 1
-        ri += 1
-    for _ in range(p2):
-        count += 1
-        d = np.float32(count)
-        for c in range(k):
-            sums[c] += src[ri, cols[c]]
-            dst[oi, c] = sums[c] / d
-        ri += 1
-        oi += 1
-    d = np.float32(count)
-    for _ in range(p3):
-        for c in range(k):
-            sums[c] += src[ri, cols[c]]
-            sums[c] -= src[li, cols[c]]
-            dst[oi, c] = sums[c] / d
-        li += 1
-        ri += 1
-        oi += 1
-    for _ in range(p4):
-        count -= 1
-        d = np.float32(count)
-        for c in range(k):
-            sums[c] -= src[li, cols[c]]
-            dst[oi, c] = sums[c] / d
-        li += 1
-        oi += 1
-
-
-@njit(cache=True, nogil=True)
 def _box_all_cols(src, dst, window):  # type: ignore[no-untyped-def]
     """Box filter down every column (boxAlongColsFloat), rows advanced together."""
     n, m = src.shape
@@ -162,8 +114,12 @@ def downsample64(luma, tmp, buf):  # type: ignore[no-untyped-def]
     cols = np.empty(64, np.int64)
     for j in range(64):
         cols[j] = int(((j + 0.5) * m) / 64)
+    picked = np.empty((n, 64), np.float32)
+    for i in range(n):
+        for j in range(64):
+            picked[i, j] = tmp[i, cols[j]]
     sampled = np.empty((n, 64), np.float32)
-    _box_cols(tmp, sampled, cols, wc)
+    _box_all_cols(picked, sampled, wc)  # the last pass only for the sampled columns
     out = np.empty((64, 64), np.float32)
     for i in range(64):
         ini = int(((i + 0.5) * n) / 64)
