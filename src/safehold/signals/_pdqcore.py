@@ -202,27 +202,8 @@ def hash_rgb(rgb: np.ndarray) -> tuple[str, int]:
     """PDQ hex and quality of an (h, w, 3) uint8 array."""
     if _FUNCS is None:  # pragma: no cover
         return _fallback(rgb)
-    if _use_filter(rgb):
-        hashes, quality = _from_64x64(rgb, dihedral=False)
-        return hashes[0], quality
-    one, _ = _FUNCS
-    lum = luma(rgb)
-    scratch = np.empty_like(lum)
-    b64, b16x64, b16, _aux = _buffers()
-    h = _Hash256()
-    q = ctypes.c_int(0)
-    one(
-        lum.ctypes.data_as(_FloatP),
-        scratch.ctypes.data_as(_FloatP),
-        lum.shape[0],
-        lum.shape[1],
-        b64,
-        b16x64,
-        b16,
-        ctypes.byref(h),
-        ctypes.byref(q),
-    )
-    return _hex(h), int(q.value)
+    hashes, quality = _hashes(rgb, dihedral=False)
+    return hashes[0], quality
 
 
 def dihedral_rgb(rgb: np.ndarray) -> tuple[list[str], int]:
@@ -230,15 +211,25 @@ def dihedral_rgb(rgb: np.ndarray) -> tuple[list[str], int]:
     flip+1, flip-1) and the quality, from one pass over the picture."""
     if _FUNCS is None:  # pragma: no cover
         return _fallback_dihedral(rgb)
+    return _hashes(rgb, dihedral=True)
+
+
+def _hashes(rgb: np.ndarray, dihedral: bool) -> tuple[list[str], int]:
     if _use_filter(rgb):
-        return _from_64x64(rgb, dihedral=True)
-    _, eight = _FUNCS
+        return _from_64x64(rgb, dihedral)
+    return _reference(rgb, dihedral)
+
+
+def _reference(rgb: np.ndarray, dihedral: bool) -> tuple[list[str], int]:
+    """The reference core end to end (for small pictures)."""
+    assert _FUNCS is not None
+    one, eight = _FUNCS
     lum = luma(rgb)
     scratch = np.empty_like(lum)
     b64, b16x64, b16, aux = _buffers()
-    hashes = [_Hash256() for _ in range(8)]
+    hashes = [_Hash256() for _ in range(8 if dihedral else 1)]
     q = ctypes.c_int(0)
-    eight(
+    head = (
         lum.ctypes.data_as(_FloatP),
         scratch.ctypes.data_as(_FloatP),
         lum.shape[0],
@@ -246,10 +237,11 @@ def dihedral_rgb(rgb: np.ndarray) -> tuple[list[str], int]:
         b64,
         b16x64,
         b16,
-        aux,
-        *[ctypes.byref(h) for h in hashes],
-        ctypes.byref(q),
     )
+    if dihedral:
+        eight(*head, aux, *[ctypes.byref(h) for h in hashes], ctypes.byref(q))
+    else:
+        one(*head, ctypes.byref(hashes[0]), ctypes.byref(q))
     return [_hex(h) for h in hashes], int(q.value)
 
 
