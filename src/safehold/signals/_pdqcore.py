@@ -61,14 +61,24 @@ class _Hash256(ctypes.Structure):
 _FloatP = ctypes.POINTER(ctypes.c_float)
 
 
-def _load() -> tuple[Any, Any] | None:
+def _library() -> Any | None:
+    """The compiled ``pdqhash`` extension, opened once for every binding below."""
     try:
         from pdqhash import bindings
 
-        lib = ctypes.CDLL(bindings.__file__)
-        one = getattr(lib, _HASH_SYM)
-        eight = getattr(lib, _DIHEDRAL_SYM)
-    except (ImportError, OSError, AttributeError):  # pragma: no cover - depends on build
+        return ctypes.CDLL(bindings.__file__)
+    except (ImportError, OSError):  # pragma: no cover - depends on build
+        return None
+
+
+_LIB = _library()
+
+
+def _load() -> tuple[Any, Any] | None:
+    try:
+        one = getattr(_LIB, _HASH_SYM)
+        eight = getattr(_LIB, _DIHEDRAL_SYM)
+    except AttributeError:  # pragma: no cover - depends on build (or no library)
         return None
     one.restype = None
     one.argtypes = [
@@ -100,12 +110,9 @@ def _load() -> tuple[Any, Any] | None:
 
 def _load_tail() -> dict[str, Any] | None:
     try:
-        from pdqhash import bindings
-
-        lib = ctypes.CDLL(bindings.__file__)
-        tail = {name: getattr(lib, sym) for name, sym in _TAIL_SYMS.items()}
-        tail["transforms"] = [getattr(lib, sym) for sym in _DIHEDRAL_TRANSFORMS]
-    except (ImportError, OSError, AttributeError):  # pragma: no cover - depends on build
+        tail = {name: getattr(_LIB, sym) for name, sym in _TAIL_SYMS.items()}
+        tail["transforms"] = [getattr(_LIB, sym) for sym in _DIHEDRAL_TRANSFORMS]
+    except AttributeError:  # pragma: no cover - depends on build (or no library)
         return None
     tail["quality"].restype = ctypes.c_int
     tail["quality"].argtypes = [ctypes.c_void_p]
