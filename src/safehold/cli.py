@@ -253,6 +253,9 @@ def bank_create(
     dihedral: Annotated[
         bool, typer.Option("--dihedral", help="Also match rotated/flipped copies.")
     ] = False,
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="The tenant that owns the bank.")
+    ] = "default",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a bank."""
@@ -265,6 +268,7 @@ def bank_create(
             description=description,
             thresholds=_parse_thresholds(threshold),
             dihedral=dihedral,
+            tenant=tenant,
         )
         if as_json:
             _emit(info.to_dict())
@@ -326,6 +330,130 @@ def bank_show(
                     e.added_at.strftime("%Y-%m-%d %H:%M"),
                 )
             out.print(table)
+
+
+@bank_app.command("share")
+def bank_share(
+    name: Annotated[str, typer.Argument(help="The bank to share.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant to share it with.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Share a bank read-only with another tenant (its content is matched against it)."""
+    from safehold.banks import Banks
+
+    with _errors(as_json):
+        info = Banks(_db()).share(name, tenant)
+        if as_json:
+            _emit(info.to_dict())
+        else:
+            err.print(f"bank {_show(name)} is shared with {_show(tenant)} (read-only)")
+
+
+@bank_app.command("unshare")
+def bank_unshare(
+    name: Annotated[str, typer.Argument(help="The shared bank.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant to stop sharing with.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop sharing a bank with a tenant."""
+    from safehold.banks import Banks
+
+    with _errors(as_json):
+        info = Banks(_db()).unshare(name, tenant)
+        if as_json:
+            _emit(info.to_dict())
+        else:
+            err.print(f"bank {_show(name)} is no longer shared with {_show(tenant)}")
+
+
+key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("create")
+def key_create(
+    scopes: Annotated[
+        str,
+        typer.Option("--scopes", help="Comma-separated: scan, banks:read, banks:write, admin."),
+    ],
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the key acts for.")] = (
+        "default"
+    ),
+    name: Annotated[str, typer.Option("--name", help="A note on what the key is for.")] = "",
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Requests/second (token bucket); 0 = unlimited."),
+    ] = None,
+    burst: Annotated[int | None, typer.Option("--burst", help="Bucket size (requests).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key. The key is printed once and stored only as a slow hash."""
+    from safehold.access import ApiKeys
+
+    with _errors(as_json):
+        key, info = ApiKeys(_db()).create(
+            scopes=scopes, tenant=tenant, name=name, rate=rate, burst=burst, created_by="cli"
+        )
+        if as_json:
+            _emit({"key": key, **info.to_dict()})
+        else:
+            err.print(
+                f"created key {info.key_id} for tenant {_show(info.tenant)} "
+                f"(scopes: {', '.join(info.scopes)}). Store it now; it is not shown again:"
+            )
+            sys.stdout.write(key + "\n")
+
+
+@key_app.command("list")
+def key_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's keys.")] = None,
+    revoked: Annotated[bool, typer.Option("--revoked", help="Include revoked keys.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys (never their secrets) with their last use."""
+    from safehold.access import ApiKeys
+
+    with _errors(as_json):
+        keys = ApiKeys(_db()).list(tenant=tenant, revoked=revoked)
+        if as_json:
+            for k in keys:
+                _emit(k.to_dict())
+            return
+        if not keys:
+            err.print("no API keys: create one with `safehold key create --scopes scan`")
+            return
+        table = Table(header_style="bold")
+        for col in ("id", "tenant", "scopes", "name", "created", "last used", "revoked"):
+            table.add_column(col)
+        for k in keys:
+            table.add_row(
+                k.key_id,
+                _show(k.tenant),
+                ",".join(k.scopes),
+                _show(k.name),
+                k.created_at.strftime("%Y-%m-%d %H:%M"),
+                k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "never",
+                k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",
+            )
+        out.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (12 hex digits), or the whole key.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke an API key; every replica refuses it within a second."""
+    from safehold.access import ApiKeys
+    from safehold.access.keys import KEY_FORMAT
+
+    with _errors(as_json):
+        m = KEY_FORMAT.fullmatch(key_id.strip())
+        info = ApiKeys(_db()).revoke(m.group(1) if m else key_id.strip())
+        if as_json:
+            _emit(info.to_dict())
+        else:
+            err.print(f"revoked key {info.key_id}")
 
 
 @bank_app.command("delete")
@@ -866,16 +994,24 @@ def serve_cmd(
         if workers > 1:
             os.environ["SAFEHOLD_DATABASE_URL"] = db.url  # each worker opens the same database
             uvicorn.run(
-                "safehold.web.app:create_app",
+                "safehold.web.app:app_from_env",
                 factory=True,
                 host=host,
                 port=port,
                 log_level="info",
                 access_log=False,
                 workers=workers,
+                timeout_graceful_shutdown=30,
             )
         else:
-            uvicorn.run(create_app(db), host=host, port=port, log_level="info", access_log=False)
+            uvicorn.run(
+                create_app(db, background_load=True),
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+                timeout_graceful_shutdown=30,
+            )
 
 
 @app.command("labels")

@@ -106,6 +106,31 @@ class UnknownLabel(InvalidValue):
     code = "unknown_label"
 
 
+class Unauthorized(SafeholdError):
+    """No credentials, or credentials that are not (or no longer) valid."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(SafeholdError):
+    """Valid credentials without the right to do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(SafeholdError):
+    """Too many requests for this key; ``retry_after`` says when to try again (seconds)."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFound(SafeholdError):
     code = "not_found"
     status = 404

@@ -125,6 +125,19 @@ def _labels(labels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(validate_labels(labels))
 
 
+TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+DEFAULT_TENANT = "default"
+
+
+def check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not TENANT.fullmatch(tenant):
+        raise InvalidValue(
+            f"invalid tenant {preview(tenant)}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return tenant
+
+
 @dataclass(frozen=True)
 class BankInfo:
     id: int
@@ -137,15 +150,24 @@ class BankInfo:
     created_at: datetime
     updated_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
+    shared_with: tuple[str, ...] = ()
+
+    def visible_to(self, tenant: str | None) -> bool:
+        """Whether ``tenant`` may read this bank (``None``: the operator, who sees all)."""
+        return tenant is None or tenant == self.tenant or tenant in self.shared_with
 
     def threshold(self, signal_type: str) -> int:
         if signal_type in self.thresholds:
             return self.thresholds[signal_type]
         return get_signal_type(signal_type).default_threshold
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, viewer: str | None = None) -> dict[str, Any]:
+        """The bank as JSON. ``viewer``: the tenant asking; a bank shared with it shows
+        as ``read_only`` and does not reveal whom else it is shared with."""
+        out = {
             "name": self.name,
+            "tenant": self.tenant,
             "kind": self.kind,
             "description": self.description,
             "thresholds": {**default_thresholds(), **self.thresholds},
@@ -156,6 +178,12 @@ class BankInfo:
             "entries": sum(self.counts.values()),
             "counts": dict(self.counts),
         }
+        if viewer is None or viewer == self.tenant:
+            out["shared_with"] = list(self.shared_with)
+            out["read_only"] = False
+        else:
+            out["read_only"] = True
+        return out
 
 
 @dataclass(frozen=True)

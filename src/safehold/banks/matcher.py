@@ -24,7 +24,7 @@ import numpy as np
 
 from safehold.banks.entries import BankInfo, EntryRecord
 from safehold.banks.repository import Banks
-from safehold.errors import InvalidValue
+from safehold.errors import NotFound
 from safehold.hashing import ContentHashes
 from safehold.index import MAX_RADIUS, ExactIndex, PdqIndex
 from safehold.signals import SIGNAL_TYPES, get_signal_type
@@ -130,6 +130,12 @@ class _EntryBanks:
     def set(self, entry_id: int, bank_id: int) -> None:
         self._extra[entry_id] = bank_id
 
+    def of_bank(self, bank_id: int) -> list[int]:
+        """Every entry id held for a bank (used when a bank is deleted)."""
+        ids: list[int] = self._ids[self._banks == bank_id].tolist()
+        ids.extend(e for e, b in self._extra.items() if b == bank_id)
+        return ids
+
     def get(self, entry_id: int) -> int | None:
         if entry_id in self._extra:
             return self._extra[entry_id]
@@ -209,6 +215,8 @@ class Matcher:
                 self._pdq = PdqIndex.build(np.concatenate(all_ids), np.concatenate(codes))
 
     def _add_vpdq(self, entry_id: int, value: str) -> None:
+        if entry_id in self._vpdq_entries:
+            self._drop_vpdq({entry_id})
         frames = vpdq_parse(value)
         self._vpdq_entries[entry_id] = frames
         usable = list(dict.fromkeys(f.pdq for f in frames if f.quality >= QUALITY_THRESHOLD))
@@ -220,26 +228,46 @@ class Matcher:
             self._vpdq_frame_entry[r] = entry_id
         self._vpdq_frames.add(rows, usable)
 
+    def _wants(self, info: BankInfo) -> bool:
+        return self._selection is None or info.name in self._selection or info.kind == "negative"
+
+    def set_bank(self, info: BankInfo) -> None:
+        """A bank was created or changed (thresholds, kind, shares): use its new settings."""
+        if not self._wants(info):
+            return
+        with self._lock:
+            self.banks[info.id] = info
+            self.bank_names = [b.name for b in self.banks.values()]
+
+    def drop_bank(self, bank_id: int) -> None:
+        """A bank was deleted: forget it and its entries."""
+        with self._lock:
+            info = self.banks.pop(bank_id, None)
+            self.bank_names = [b.name for b in self.banks.values()]
+        if info is not None:
+            self.remove(self._entry_banks.of_bank(bank_id))
+
     def add(self, bank: str, entries: Iterable[tuple[int, str, str]]) -> None:
         """Make entries (id, signal type, value) added in this process matchable at once."""
         info = next((b for b in self.banks.values() if b.name == bank), None)
         if info is None:
             info = self.repo.get(bank)  # created after this matcher was built
-            if (
-                self._selection is not None
-                and bank not in self._selection
-                and info.kind != "negative"
-            ):
+            if not self._wants(info):
                 return
-            self.banks[info.id] = info
-            self.bank_names.append(info.name)
+            self.set_bank(info)
+        self.add_to(info.id, entries)
+
+    def add_to(self, bank_id: int, entries: Iterable[tuple[int, str, str]]) -> None:
+        """Add entries of a loaded bank by bank id (idempotent: re-adding an id is a no-op)."""
+        if bank_id not in self.banks:
+            return
         with self._lock:
             pdq_ids: list[int] = []
             pdq_values: list[str] = []
             for entry_id, st, value in entries:
                 if st not in self.signal_types:
                     continue
-                self._entry_banks.set(entry_id, info.id)
+                self._entry_banks.set(entry_id, bank_id)
                 if SIGNAL_TYPES[st].comparison == "exact":
                     self._exact.setdefault(st, ExactIndex()).add([entry_id], [value])
                 elif st == "pdq":
@@ -259,33 +287,47 @@ class Matcher:
             self._pdq.remove(ids)
             gone = set(ids) & set(self._vpdq_entries)
             if gone:
-                rows = [r for r, e in self._vpdq_frame_entry.items() if e in gone]
-                self._vpdq_frames.remove(rows)
-                for r in rows:
-                    del self._vpdq_frame_entry[r]
-                for e in gone:
-                    del self._vpdq_entries[e]
+                self._drop_vpdq(gone)
+
+    def _drop_vpdq(self, gone: set[int]) -> None:
+        rows = [r for r, e in self._vpdq_frame_entry.items() if e in gone]
+        self._vpdq_frames.remove(rows)
+        for r in rows:
+            del self._vpdq_frame_entry[r]
+        for e in gone:
+            del self._vpdq_entries[e]
 
     def __len__(self) -> int:
         return sum(len(i) for i in self._exact.values()) + len(self._pdq) + len(self._vpdq_entries)
 
     # ------------------------------------------------------------------ lookups
 
-    def _bank_ok(self, bank_id: int | None, banks: set[str] | None) -> BankInfo | None:
+    def _allowed(self, banks: Sequence[str] | None, tenant: str | None) -> set[int] | None:
+        """Ids of the banks a lookup may match: the chosen block banks (default: all the
+        tenant can see) plus every negative bank the tenant can see. ``None``: all."""
+        if banks is None and tenant is None:
+            return None
+        visible = {i: b for i, b in self.banks.items() if b.visible_to(tenant)}
+        if banks is None:
+            return set(visible)
+        wanted = set(banks)
+        unknown = wanted - {b.name for b in visible.values()}
+        if unknown:
+            raise NotFound(f"bank(s) not found: {', '.join(sorted(unknown))}")
+        return {i for i, b in visible.items() if b.name in wanted or b.kind == "negative"}
+
+    def _bank_ok(self, bank_id: int | None, allowed: set[int] | None) -> BankInfo | None:
         if bank_id is None:
             return None
-        info = self.banks.get(bank_id)
-        if info is None:
+        if allowed is not None and bank_id not in allowed:
             return None
-        if banks is not None and info.kind != "negative" and info.name not in banks:
-            return None  # a bank filter chooses block banks; negative banks always apply
-        return info
+        return self.banks.get(bank_id)
 
-    def _radius(self, signal_type: str, banks: set[str] | None) -> int:
+    def _radius(self, signal_type: str, allowed: set[int] | None) -> int:
         limits = [
             b.threshold(signal_type)
-            for b in self.banks.values()
-            if banks is None or b.name in banks or b.kind == "negative"
+            for i, b in self.banks.items()
+            if allowed is None or i in allowed
         ]
         return min(max(limits, default=0), MAX_RADIUS)
 
@@ -293,7 +335,7 @@ class Matcher:
         self,
         signal_type: str,
         values: list[str],
-        banks: set[str] | None,
+        banks: set[int] | None,
         variants: list[list[str]] | None = None,
     ) -> list[list[_Hit]]:
         """Raw hits per query value, filtered by each bank's threshold."""
@@ -354,7 +396,7 @@ class Matcher:
                 out[i] = self._vpdq_hits(vpdq_parse(value), value, banks)
         return out
 
-    def _vpdq_hits(self, frames: list[VpdqFrame], query: str, banks: set[str] | None) -> list[_Hit]:
+    def _vpdq_hits(self, frames: list[VpdqFrame], query: str, banks: set[int] | None) -> list[_Hit]:
         usable = list(dict.fromkeys(f.pdq for f in frames if f.quality >= QUALITY_THRESHOLD))
         if not usable or not len(self._vpdq_frames):
             return []
@@ -398,7 +440,9 @@ class Matcher:
                 rec = records.get(h.entry_id)
                 if rec is None:  # removed from the database since loading
                     continue
-                info = self.banks[h.bank_id]
+                info = self.banks.get(h.bank_id)
+                if info is None:  # its bank was deleted meanwhile
+                    continue
                 value = rec.value if h.signal_type != "vpdq" else ""
                 matches.append(
                     Match(
@@ -421,26 +465,33 @@ class Matcher:
         return out
 
     def lookup(
-        self, signal_type: str, values: Sequence[str], *, banks: Sequence[str] | None = None
+        self,
+        signal_type: str,
+        values: Sequence[str],
+        *,
+        banks: Sequence[str] | None = None,
+        tenant: str | None = None,
     ) -> list[MatchResult]:
         """Look up many values of one signal type; one :class:`MatchResult` per value.
 
         Values are normalised first (a bad value raises :class:`InvalidValue`).
+        ``banks`` chooses block banks by name; ``tenant`` limits matching to the banks
+        that tenant can see (its own and those shared with it).
         """
         sig = get_signal_type(signal_type)
         normalized = [sig.normalize(v) for v in values]
-        wanted = set(banks) if banks is not None else None
-        if wanted is not None:
-            unknown = wanted - set(self.bank_names)
-            if unknown:
-                raise InvalidValue(f"bank(s) not loaded: {', '.join(sorted(unknown))}")
+        wanted = self._allowed(banks, tenant)
         return [_suppress(m) for m in self._hydrate(self._hits(sig.name, normalized, wanted))]
 
     def match_content(
-        self, hashes: ContentHashes, *, banks: Sequence[str] | None = None
+        self,
+        hashes: ContentHashes,
+        *,
+        banks: Sequence[str] | None = None,
+        tenant: str | None = None,
     ) -> MatchResult:
         """Every match of one hashed item (image or video), after negative suppression."""
-        wanted = set(banks) if banks is not None else None
+        wanted = self._allowed(banks, tenant)
         hits: list[_Hit] = []
         for st in ("md5", "sha256"):
             hits.extend(self._hits(st, [getattr(hashes, st)], wanted)[0])

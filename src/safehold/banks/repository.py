@@ -24,16 +24,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from safehold.banks.entries import (
+    DEFAULT_TENANT,
     BankInfo,
     EntryInput,
     EntryRecord,
     check_bank_name,
     check_kind,
+    check_tenant,
     check_thresholds,
 )
-from safehold.errors import Conflict, InvalidValue, NotFound, preview
+from safehold.errors import Conflict, Forbidden, InvalidValue, NotFound, preview
+from safehold.store import changes
 from safehold.store.db import Database
-from safehold.store.models import Bank, Digest, Entry, UTCDateTime, utcnow
+from safehold.store.models import Bank, BankShare, Digest, Entry, UTCDateTime, utcnow
 
 CHUNK = 2000
 
@@ -58,7 +61,15 @@ class AddResult:
 
 
 class Banks:
-    """Create, change and read banks and their entries."""
+    """Create, change and read banks and their entries.
+
+    Every method takes an optional ``tenant``: the tenant acting. ``None`` is the
+    operator (the CLI, the Python API), who sees and changes every bank. A tenant
+    sees its own banks and the banks shared with it, and changes only its own; a
+    bank it cannot see is reported as not found, exactly like a missing one.
+    Every change that affects matching is appended to the change log in the same
+    transaction (:mod:`safehold.store.changes`).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -73,9 +84,11 @@ class Banks:
         description: str = "",
         thresholds: dict[str, Any] | None = None,
         dihedral: bool = False,
+        tenant: str | None = None,
     ) -> BankInfo:
         check_bank_name(name)
         check_kind(kind)
+        owner = check_tenant(tenant or DEFAULT_TENANT)
         limits = check_thresholds(thresholds)
         if len(description) > 4000 or "\x00" in description:
             raise InvalidValue("description must be at most 4000 characters without NUL")
@@ -85,6 +98,7 @@ class Banks:
             now = utcnow()
             bank = Bank(
                 name=name,
+                tenant=owner,
                 kind=kind,
                 description=description,
                 thresholds=limits,
@@ -95,18 +109,74 @@ class Banks:
             )
             s.add(bank)
             s.flush()
+            changes.record(s.connection(), changes.BANK, bank_id=bank.id)
             return _info(bank, {})
 
-    def get(self, name: str) -> BankInfo:
+    def get(self, name: str, *, tenant: str | None = None) -> BankInfo:
         with self.db.session() as s:
-            bank = self._bank(s, name)
-            return _info(bank, self._counts(s, [bank.id]).get(bank.id, {}))
+            bank = self._bank(s, name, tenant)
+            return self._infos(s, [bank])[0]
 
-    def list(self) -> builtins.list[BankInfo]:
+    def list(
+        self,
+        *,
+        tenant: str | None = None,
+        after: str = "",
+        limit: int | None = None,
+    ) -> builtins.list[BankInfo]:
+        """Banks in name order (those ``tenant`` can see), starting after name ``after``."""
         with self.db.session() as s:
-            banks = list(s.scalars(select(Bank).order_by(Bank.name)))
-            counts = self._counts(s, [b.id for b in banks])
-            return [_info(b, counts.get(b.id, {})) for b in banks]
+            q = select(Bank).where(Bank.name > after).order_by(Bank.name)
+            if tenant is not None:
+                shared = select(BankShare.bank_id).where(BankShare.tenant == tenant)
+                q = q.where((Bank.tenant == tenant) | Bank.id.in_(shared))
+            if limit is not None:
+                q = q.limit(limit)
+            return self._infos(s, list(s.scalars(q)))
+
+    def share(self, name: str, with_tenant: str, *, tenant: str | None = None) -> BankInfo:
+        """Share a bank read-only with another tenant (idempotent)."""
+        check_tenant(with_tenant)
+        with self.db.session() as s:
+            bank = self._bank(s, name, tenant, write=True)
+            if with_tenant == bank.tenant:
+                raise InvalidValue(f"bank {name!r} already belongs to tenant {with_tenant!r}")
+            exists = s.scalar(
+                select(BankShare.id).where(
+                    BankShare.bank_id == bank.id, BankShare.tenant == with_tenant
+                )
+            )
+            if exists is None:
+                s.add(BankShare(bank_id=bank.id, tenant=with_tenant, created_at=utcnow()))
+                s.flush()
+                changes.record(s.connection(), changes.BANK, bank_id=bank.id)
+            return self._infos(s, [bank])[0]
+
+    def unshare(self, name: str, with_tenant: str, *, tenant: str | None = None) -> BankInfo:
+        """Stop sharing a bank with a tenant (idempotent)."""
+        with self.db.session() as s:
+            bank = self._bank(s, name, tenant, write=True)
+            gone = s.execute(
+                delete(BankShare).where(
+                    BankShare.bank_id == bank.id, BankShare.tenant == with_tenant
+                )
+            )
+            if gone.rowcount:  # type: ignore[attr-defined]
+                changes.record(s.connection(), changes.BANK, bank_id=bank.id)
+            return self._infos(s, [bank])[0]
+
+    def _infos(self, s: Session, banks: builtins.list[Bank]) -> builtins.list[BankInfo]:
+        ids = [b.id for b in banks]
+        counts = self._counts(s, ids)
+        shares: dict[int, builtins.list[str]] = {}
+        if ids:
+            for bank_id, t in s.execute(
+                select(BankShare.bank_id, BankShare.tenant)
+                .where(BankShare.bank_id.in_(ids))
+                .order_by(BankShare.tenant)
+            ):
+                shares.setdefault(bank_id, []).append(t)
+        return [_info(b, counts.get(b.id, {}), tuple(shares.get(b.id, ()))) for b in banks]
 
     def update(
         self,
@@ -116,10 +186,13 @@ class Banks:
         thresholds: dict[str, Any] | None = None,
         dihedral: bool | None = None,
         kind: str | None = None,
+        tenant: str | None = None,
     ) -> BankInfo:
         with self.db.session() as s:
-            bank = self._bank(s, name)
+            bank = self._bank(s, name, tenant, write=True)
             if description is not None:
+                if len(description) > 4000 or "\x00" in description:
+                    raise InvalidValue("description must be at most 4000 characters without NUL")
                 bank.description = description
             if thresholds is not None:
                 bank.thresholds = {**bank.thresholds, **check_thresholds(thresholds)}
@@ -129,26 +202,49 @@ class Banks:
                 bank.kind = check_kind(kind)
             bank.version += 1
             bank.updated_at = utcnow()
-            return _info(bank, self._counts(s, [bank.id]).get(bank.id, {}))
+            s.flush()
+            changes.record(s.connection(), changes.BANK, bank_id=bank.id)
+            return self._infos(s, [bank])[0]
 
-    def delete(self, name: str) -> int:
+    def delete(self, name: str, *, tenant: str | None = None) -> int:
         """Delete a bank and its entries; returns how many entries went with it."""
         with self.db.session() as s:
-            bank = self._bank(s, name)
+            bank = self._bank(s, name, tenant, write=True)
             n = (
                 s.scalar(select(func.count()).select_from(Entry).where(Entry.bank_id == bank.id))
                 or 0
             )
-            s.execute(delete(Entry).where(Entry.bank_id == bank.id))
+            bank_id = bank.id
+            s.execute(delete(Entry).where(Entry.bank_id == bank_id))
+            s.execute(delete(BankShare).where(BankShare.bank_id == bank_id))
             s.delete(bank)
+            s.flush()
+            changes.record(s.connection(), changes.BANK, bank_id=bank_id)
             return int(n)
 
-    def _bank(self, s: Session, name: str) -> Bank:
+    def _bank(self, s: Session, name: str, tenant: str | None = None, write: bool = False) -> Bank:
         bank = s.scalar(select(Bank).where(Bank.name == name))
-        if bank is None:
-            names = list(s.scalars(select(Bank.name).order_by(Bank.name).limit(20)))
+        visible = bank is not None and (
+            tenant is None
+            or bank.tenant == tenant
+            or s.scalar(
+                select(BankShare.id).where(BankShare.bank_id == bank.id, BankShare.tenant == tenant)
+            )
+            is not None
+        )
+        if bank is None or not visible:
+            q = select(Bank.name).order_by(Bank.name).limit(20)
+            if tenant is not None:
+                shared = select(BankShare.bank_id).where(BankShare.tenant == tenant)
+                q = q.where((Bank.tenant == tenant) | Bank.id.in_(shared))
+            names = list(s.scalars(q))
             hint = f"; existing banks: {', '.join(names)}" if names else "; there are no banks yet"
             raise NotFound(f"no bank named {preview(name, 100)}{hint}")
+        if write and tenant is not None and bank.tenant != tenant:
+            raise Forbidden(
+                f"bank {name!r} is shared with tenant {tenant!r} read-only; "
+                "only its owner can change it"
+            )
         return bank
 
     def _counts(self, s: Session, bank_ids: builtins.list[int]) -> dict[int, dict[str, int]]:
@@ -172,6 +268,7 @@ class Banks:
         entries: Iterable[EntryInput],
         *,
         added_by: str | None = None,
+        tenant: str | None = None,
     ) -> AddResult:
         """Add entries in one transaction. An entry already in the bank (same signal
         type and value) is updated if its labels, source, external id or note differ,
@@ -188,10 +285,11 @@ class Banks:
                 result.duplicates += 1
             unique[e.digest] = e
         if not unique:
-            self.get(name)  # still report an unknown bank
+            with self.db.session() as s:
+                self._bank(s, name, tenant, write=True)  # still report an unknown bank
             return result
         with self.db.session() as s:
-            bank = self._bank(s, name)
+            bank = self._bank(s, name, tenant, write=True)
             now = utcnow()
             conn = s.connection()
             _STAGE.create(conn)
@@ -217,6 +315,9 @@ class Banks:
             if result.added or result.updated:
                 bank.version += 1
                 bank.updated_at = now
+            if added:
+                s.flush()  # bank row first, then the change-log lock: one order everywhere
+                changes.record(conn, changes.ADD, bank_id=bank.id, entry_ids=added)
         return result
 
     def remove(
@@ -225,6 +326,7 @@ class Banks:
         *,
         ids: Iterable[int] = (),
         values: Iterable[tuple[str, str]] = (),
+        tenant: str | None = None,
     ) -> builtins.list[int]:
         """Remove entries by id or by (signal type, normalised value); returns removed ids."""
         from safehold.banks.entries import value_digest
@@ -233,7 +335,7 @@ class Banks:
         digests = [value_digest(st, v) for st, v in values]
         removed: builtins.list[int] = []
         with self.db.session() as s:
-            bank = self._bank(s, name)
+            bank = self._bank(s, name, tenant, write=True)
             for start in range(0, max(len(id_list), len(digests)), CHUNK):
                 cond = []
                 if id_list[start : start + CHUNK]:
@@ -248,6 +350,8 @@ class Banks:
             if removed:
                 bank.version += 1
                 bank.updated_at = utcnow()
+                s.flush()
+                changes.record(s.connection(), changes.REMOVE, bank_id=bank.id, entry_ids=removed)
         return removed
 
     def entries(
@@ -257,20 +361,23 @@ class Banks:
         signal_type: str | None = None,
         after: int = 0,
         limit: int = 100,
+        tenant: str | None = None,
     ) -> builtins.list[EntryRecord]:
         """A page of entries in id order, starting after entry id ``after`` (a cursor)."""
         with self.db.session() as s:
-            bank = self._bank(s, name)
+            bank = self._bank(s, name, tenant)
             q = select(Entry).where(Entry.bank_id == bank.id, Entry.id > after)
             if signal_type:
                 q = q.where(Entry.signal_type == signal_type)
             rows = s.scalars(q.order_by(Entry.id).limit(limit))
             return [_record(e, bank.name) for e in rows]
 
-    def iter_entries(self, name: str, *, page: int = 5000) -> Iterator[EntryRecord]:
+    def iter_entries(
+        self, name: str, *, page: int = 5000, tenant: str | None = None
+    ) -> Iterator[EntryRecord]:
         after = 0
         while True:
-            batch = self.entries(name, after=after, limit=page)
+            batch = self.entries(name, after=after, limit=page, tenant=tenant)
             if not batch:
                 return
             yield from batch
@@ -293,6 +400,26 @@ class Banks:
                 ids, bank_ids_out, values = (list(col) for col in zip(*rows, strict=True))
                 yield ids, bank_ids_out, values
                 after = ids[-1]
+
+    def values(self, ids: Iterable[int]) -> builtins.list[tuple[int, int, str, str]]:
+        """(entry id, bank id, signal type, value) of the entries that still exist."""
+        id_list = list(dict.fromkeys(int(i) for i in ids))
+        out: builtins.list[tuple[int, int, str, str]] = []
+        with self.db.session() as s:
+            for start in range(0, len(id_list), CHUNK):
+                rows = s.execute(
+                    select(Entry.id, Entry.bank_id, Entry.signal_type, Entry.value).where(
+                        Entry.id.in_(id_list[start : start + CHUNK])
+                    )
+                )
+                out.extend((int(a), int(b), str(c), str(d)) for a, b, c, d in rows)
+        return out
+
+    def by_id(self, bank_id: int) -> BankInfo | None:
+        """A bank by its id, or ``None`` when it no longer exists."""
+        with self.db.session() as s:
+            bank = s.get(Bank, bank_id)
+            return None if bank is None else self._infos(s, [bank])[0]
 
     def records(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by id (for turning index hits into matches)."""
@@ -383,10 +510,12 @@ _INSERT_SQL = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("by", type_=String()))
 
 
-def _info(bank: Bank, counts: dict[str, int]) -> BankInfo:
+def _info(bank: Bank, counts: dict[str, int], shared_with: tuple[str, ...] = ()) -> BankInfo:
     return BankInfo(
         id=bank.id,
         name=bank.name,
+        tenant=bank.tenant,
+        shared_with=shared_with,
         kind=bank.kind,
         description=bank.description,
         thresholds=dict(bank.thresholds or {}),

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: banks and their entries.
+"""SQLAlchemy models: banks, entries, shares, API keys and the change log.
 
 The schema is created and upgraded by the Alembic migrations next to this module
 (``safehold.store.migrations``); a test checks that they agree with these models.
@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -78,6 +79,8 @@ class Bank(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    """The tenant that owns the bank; others see it only when it is shared to them."""
     kind: Mapped[str] = mapped_column(String(16), default="block")
     description: Mapped[str] = mapped_column(Text, default="")
     thresholds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
@@ -108,3 +111,53 @@ class Entry(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
     added_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BankShare(Base):
+    """A bank shared read-only with another tenant (its entries match that tenant's content)."""
+
+    __tablename__ = "bank_shares"
+    __table_args__ = (UniqueConstraint("bank_id", "tenant", name="uq_bank_shares_bank_tenant"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: a public id plus a secret kept only as an argon2 hash."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    tenant: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Requests per second (token refill rate); ``None`` uses the service default."""
+    burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Change(Base):
+    """The append-only change log index replicas follow (cursor: ``id``).
+
+    ``op`` is ``add`` / ``remove`` (an entry), ``bank`` (a bank was created, changed or
+    deleted, or its shares changed) or ``key`` (an API key was revoked or changed).
+    Written in the same transaction as the change itself.
+    """
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    op: Mapped[str] = mapped_column(String(8))
+    bank_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    entry_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,42 @@
+"""Structured logs (structlog): JSON lines on stderr, or readable lines on a terminal.
+
+No log line carries a client IP address, user agent or upload content; request logs
+are off (``safehold serve`` turns uvicorn's access log off). ``SAFEHOLD_LOG_LEVEL``
+sets the level (default ``info``); ``SAFEHOLD_LOG_FORMAT=json|console`` the format.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging() -> None:
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    level = getattr(logging, os.environ.get("SAFEHOLD_LOG_LEVEL", "info").upper(), logging.INFO)
+    fmt = os.environ.get("SAFEHOLD_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
