@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_hash, bench_index, bench_store
+from benchmarks import bench_hash, bench_index, bench_load, bench_startup, bench_store
 from benchmarks.common import (
     CACHE_DIR,
     LOADED,
@@ -28,6 +28,11 @@ FULL_SIZES = (100_000, 1_000_000, 10_000_000)
 FULL_PYTX_MAX = 1_000_000
 """python-threatexchange's index at 10M takes minutes to build and ~9 GB at peak."""
 QUICK_PYTX_MAX = 100_000
+LOAD_ENTRIES = 1_000_000
+QUICK_LOAD_ENTRIES = 100_000
+STARTUP_SIZES = (1_000_000,)
+"""10M (the issue's bar) only with --startup-size 10m: filling PostgreSQL takes minutes."""
+QUICK_STARTUP_SIZES = (100_000,)
 
 
 def _sizes(text: str) -> list[int]:
@@ -55,7 +60,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="safehold side by side with python-threatexchange and FAISS (same run).",
     )
     p.add_argument("--quick", action="store_true", help="small corpus and sizes (~1 minute)")
-    p.add_argument("--only", choices=("hash", "index", "store"), help="run one benchmark only")
+    p.add_argument(
+        "--only",
+        choices=("hash", "index", "store", "load", "startup"),
+        help="run one benchmark only",
+    )
     p.add_argument(
         "--sizes",
         type=_sizes,
@@ -74,6 +83,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="largest index size to run python-threatexchange's index at "
         "(default: 1M; 100k with --quick; 10m to include 10M, which takes minutes and ~9 GB)",
+    )
+    p.add_argument(
+        "--load-size",
+        type=_sizes,
+        default=None,
+        help="PDQ entries in the bank for the HTTP load benchmark (default: 1M; 100k with --quick)",
+    )
+    p.add_argument(
+        "--startup-size",
+        type=_sizes,
+        default=None,
+        help="PDQ entries a replica loads at start-up, e.g. 10m or 1m,10m (default: 1M; "
+        "100k with --quick; 10M fills PostgreSQL for minutes)",
     )
     p.add_argument(
         "--wait-idle",
@@ -169,6 +191,8 @@ def build_report(
     hash_results: bench_hash.HashResults | None,
     index_results: bench_index.IndexResults | None,
     store_results: bench_store.StoreResults | None = None,
+    load_results: bench_load.LoadResults | None = None,
+    startup_results: bench_startup.StartupResults | None = None,
 ) -> str:
     parts = [
         "# Benchmarks",
@@ -195,6 +219,15 @@ def build_report(
         parts += ["## PDQ index (radius 31)", "", bench_index.render(index_results), ""]
     if store_results is not None:
         parts += ["## Bank storage (bulk import)", "", bench_store.render(store_results), ""]
+    if load_results is not None:
+        parts += [
+            "## Scanning service under load (HTTP on loopback)",
+            "",
+            bench_load.render(load_results),
+            "",
+        ]
+    if startup_results is not None:
+        parts += ["## Replica start-up", "", bench_startup.render(startup_results), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -249,8 +282,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             sizes=(100_000,) if args.quick else (1_000_000,), cache_dir=cache
         )
 
+    load_results = startup_results = None
+    if args.only in (None, "load"):
+        entries = (args.load_size or [QUICK_LOAD_ENTRIES if args.quick else LOAD_ENTRIES])[0]
+        lcfg = bench_load.LoadConfig(
+            entries=entries,
+            duration_s=2.0 if args.quick else 10.0,
+            warmup_s=0.5 if args.quick else 2.0,
+            pytx_budget_s=1.5 if args.quick else 5.0,
+            wait_idle=args.wait_idle,
+            cache_dir=cache,
+        )
+        load_results = bench_load.run(lcfg)
+    if args.only in (None, "startup"):
+        sizes = args.startup_size or (QUICK_STARTUP_SIZES if args.quick else STARTUP_SIZES)
+        startup_results = bench_startup.run(tuple(sizes), cache_dir=cache, wait_idle=args.wait_idle)
+
     load = monitor.finish()
-    report = build_report(info, command, load, hash_results, index_results, store_results)
+    report = build_report(
+        info,
+        command,
+        load,
+        hash_results,
+        index_results,
+        store_results,
+        load_results,
+        startup_results,
+    )
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report, encoding="utf-8")
@@ -261,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hash": hash_results.to_json() if hash_results else None,
         "index": index_results.to_json() if index_results else None,
         "store": store_results.to_json() if store_results else None,
+        "service_load": load_results.to_json() if load_results else None,
+        "startup": startup_results.to_json() if startup_results else None,
     }
     raw_path = cache / f"results-{output.stem}.json"
     raw_path.write_text(json.dumps(raw_json, indent=1, default=str))

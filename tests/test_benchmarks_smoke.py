@@ -214,3 +214,102 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     sqlite = results.rows[0]
     assert sqlite.add_s > 0 and sqlite.load_s > 0 and sqlite.index_s >= 0
     assert "goal" in bench_store.render(results)
+
+
+# --------------------------------------------------------------------------- service load, start-up
+
+
+def test_pdq_chunks_are_make_codes_in_slices() -> None:
+    from benchmarks import bench_startup
+
+    whole = bench_index.make_codes(2500, 9)
+    parts = list(bench_startup.pdq_chunks(2500, 9, chunk=1000))
+    assert [len(p) for p in parts] == [1000, 1000, 500]
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.postgres
+def test_copied_rows_are_what_banks_add_writes(pg_url: str) -> None:
+    from benchmarks import bench_startup
+
+    from safehold.banks import Banks, make_entry
+    from safehold.store import Database
+
+    bank_id = bench_startup.create_bank(pg_url, "copied")
+    assert bench_startup.copy_pdq_entries(pg_url, bank_id, 300, 4, log=_quiet) > 0
+    codes = bench_index.make_codes(300, 4)
+    with Database(pg_url) as db:
+        banks = Banks(db)
+        assert banks.get("copied").counts == {"pdq": 300}
+        again = banks.add("copied", [make_entry("pdq", c.tobytes().hex()) for c in codes[:5]])
+        assert (again.added, again.unchanged) == (0, 5)  # same digest: the same entries
+        first = banks.entries("copied", limit=1)[0]
+        assert (first.value, first.labels, first.source) == (codes[0].tobytes().hex(), [], "local")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_startup_benchmark_smoke(pg_server: str, tmp_path: Path) -> None:
+    from benchmarks import bench_startup
+
+    results = bench_startup.run((2000,), cache_dir=tmp_path, log=_quiet)
+    row = results.rows[0]
+    assert row.note == "" and row.fill_s > 0
+    assert row.load["status"] == "ok", row.load
+    assert row.load["entries"] == 2000 and row.load["load_s"] > 0
+    assert row.load["rss_after"] >= row.load["rss_baseline"] > 0
+    assert row.breakdown["status"] == "ok", row.breakdown
+    assert row.breakdown["rows"] == 2000
+    assert row.breakdown["path"] in ("Banks.pdq_codes", "Banks.signals")
+    for k in ("kernels_s", "fetch_s", "entry_banks_s", "build_s", "raw_fetch_s", "binary_copy_s"):
+        assert row.breakdown[k] >= 0
+    json.dumps(results.to_json())
+    text = bench_startup.render(results)
+    assert "2,000" in text and "Where the start-up time goes" in text
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_load_benchmark_smoke(pg_server: str, tmp_path: Path) -> None:
+    from benchmarks import bench_load
+
+    config = bench_load.LoadConfig(
+        entries=2000,
+        known=10,
+        replicas=(1, 2),
+        duration_s=0.5,
+        warmup_s=0.1,
+        concurrency=2,
+        batch=20,
+        n_queries=100,
+        hit_fraction=0.3,
+        pictures=2,
+        picture_size=(320, 240),
+        pytx_budget_s=0.2,
+        cache_dir=tmp_path,
+    )
+    results = bench_load.run(config, log=_quiet)
+    assert results.note == "" and results.entries == 2000 + 10 + 1
+    assert len(results.ready_s) == 2
+    runs = {(r["replicas"], r.get("scenario")): r for r in results.runs}
+    assert set(runs) == {(n, s) for n in (1, 2) for s in config.scenarios}, results.runs
+    for r in runs.values():
+        assert r["status"] == "ok"
+        assert r["requests"] > 0 and r["rps"] > 0
+        assert r["errors"] == {} and r["wrong_matches"] == 0 and r["failures"] == []
+        assert 0 < r["p50_ms"] <= r["p99_ms"]
+    assert runs[(1, "lookup-batch")]["values"] == 20 * runs[(1, "lookup-batch")]["requests"]
+    pytx = results.pytx
+    assert pytx["status"] == "ok", pytx
+    assert pytx["lookup"]["agrees"] and pytx["scan"]["agrees"]
+    assert pytx["lookup"]["1t"]["calls"] > 0 and pytx["scan"]["2t"]["calls"] > 0
+    json.dumps(results.to_json())
+    text = bench_load.render(results)
+    assert "requests/s" in text and "python-threatexchange" in text
+
+
+def test_cli_service_benchmark_arguments() -> None:
+    args = cli.parse_args(["--only", "startup", "--startup-size", "10m", "--load-size", "50k"])
+    assert args.only == "startup" and args.startup_size == [10_000_000]
+    assert args.load_size == [50_000]
+    assert cli.parse_args(["--only", "load"]).startup_size is None

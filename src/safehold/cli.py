@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -966,7 +967,8 @@ def demo_cmd(
         else:
             err.print(
                 f"demo bank [bold]{_show(res.bank)}[/]: {len(res.pictures)} synthetic pictures in "
-                f"{_show(res.directory)}/bank.\nTry: safehold scan {_show(res.directory)}/queries",
+                f"{_show(res.directory)}/bank.\nTry: safehold scan {_show(res.directory)}/queries"
+                "\nFor the HTTP API, make a key: safehold key create --scopes scan,banks:read",
                 markup=True,
             )
 
@@ -990,6 +992,8 @@ def serve_cmd(
 
             create_demo(db)
         err.print(f"safehold {__version__} on http://{host}:{port}/ (database: {db.describe()})")
+        # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         # No access log: it would record client IP addresses.
         if workers > 1:
             os.environ["SAFEHOLD_DATABASE_URL"] = db.url  # each worker opens the same database
@@ -1012,6 +1016,30 @@ def serve_cmd(
                 access_log=False,
                 timeout_graceful_shutdown=30,
             )
+
+
+@app.command("prune-changes")
+def prune_changes_cmd(
+    days: Annotated[
+        float, typer.Option("--older-than", help="Delete change-log rows older than DAYS days.")
+    ] = 7.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trim the change log replicas follow (a replica that starts later loads the tables)."""
+    from datetime import UTC, datetime, timedelta
+
+    from safehold.store import changes
+
+    with _errors(as_json):
+        if days < 0:
+            raise InvalidValue("--older-than must be zero or more days")
+        db = _db()
+        with db.engine.begin() as conn:
+            n = changes.prune(conn, datetime.now(UTC) - timedelta(days=days))
+        if as_json:
+            _emit({"deleted": n})
+        else:
+            err.print(f"deleted {n} change-log rows older than {days:g} days")
 
 
 @app.command("labels")

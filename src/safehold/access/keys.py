@@ -122,6 +122,9 @@ class ApiKeys:
         self.db = db
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        self._generation = 0
+        """Bumped by :meth:`forget`: a verification that read the database before a
+        revocation must not put the key back in the cache after it."""
 
     def create(
         self,
@@ -197,6 +200,7 @@ class ApiKeys:
         """Drop a key from the verification cache (it changed or was revoked)."""
         with self._lock:
             self._cache.pop(key_id, None)
+            self._generation += 1
 
     def authenticate(
         self, key: str, *, before_verify: Callable[[str], None] | None = None
@@ -223,6 +227,8 @@ class ApiKeys:
         ):
             self._touch(cached, now)
             return cached.info
+        with self._lock:
+            generation = self._generation
         with self.db.session() as s:
             row = s.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
             if row is None or row.revoked_at is not None:
@@ -236,7 +242,8 @@ class ApiKeys:
             raise Unauthorized("the API key is unknown or revoked; ask for a new key") from None
         entry = _Cached(fingerprint, info, now + CACHE_SECONDS)
         with self._lock:
-            self._cache[key_id] = entry
+            if self._generation == generation:
+                self._cache[key_id] = entry
         self._touch(entry, now)
         return info
 

@@ -129,6 +129,23 @@ class _EntryBanks:
 
     def set(self, entry_id: int, bank_id: int) -> None:
         self._extra[entry_id] = bank_id
+        if len(self._extra) >= self.FOLD_AT:
+            self._fold()
+
+    FOLD_AT = 65_536
+
+    def _fold(self) -> None:
+        """Move the dict into the sorted arrays (a later value wins for a repeated id)."""
+        extra_ids = np.fromiter(self._extra.keys(), dtype=np.int64, count=len(self._extra))
+        extra_banks = np.fromiter(self._extra.values(), dtype=np.int64, count=len(self._extra))
+        ids = np.concatenate([self._ids, extra_ids])
+        banks = np.concatenate([self._banks, extra_banks])
+        order = np.argsort(ids, kind="stable")
+        ids, banks = ids[order], banks[order]
+        keep = np.ones(len(ids), dtype=bool)
+        keep[:-1] = ids[1:] != ids[:-1]  # the last of each run of equal ids
+        self._ids, self._banks = ids[keep], banks[keep]
+        self._extra = {}
 
     def of_bank(self, bank_id: int) -> list[int]:
         """Every entry id held for a bank (used when a bank is deleted)."""
@@ -191,6 +208,9 @@ class Matcher:
         names = self.bank_names
         for st in self.signal_types:
             sig = SIGNAL_TYPES[st]
+            if st == "pdq":
+                self._load_pdq(names)
+                continue
             all_ids: list[np.ndarray] = []
             all_banks: list[np.ndarray] = []
             codes: list[np.ndarray] = []
@@ -213,6 +233,19 @@ class Matcher:
                 self._entry_banks.bulk(np.concatenate(all_ids), np.concatenate(all_banks))
             if codes:
                 self._pdq = PdqIndex.build(np.concatenate(all_ids), np.concatenate(codes))
+
+    def _load_pdq(self, names: list[str]) -> None:
+        ids: list[np.ndarray] = []
+        banks: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        for i, b, c in self.repo.pdq_codes(banks=names):
+            ids.append(i)
+            banks.append(b)
+            codes.append(c)
+        if ids:
+            all_ids = np.concatenate(ids)
+            self._entry_banks.bulk(all_ids, np.concatenate(banks))
+            self._pdq = PdqIndex.build(all_ids, np.concatenate(codes))
 
     def _add_vpdq(self, entry_id: int, value: str) -> None:
         if entry_id in self._vpdq_entries:
@@ -315,6 +348,10 @@ class Matcher:
         if unknown:
             raise NotFound(f"bank(s) not found: {', '.join(sorted(unknown))}")
         return {i for i, b in visible.items() if b.name in wanted or b.kind == "negative"}
+
+    def check_banks(self, banks: Sequence[str] | None, tenant: str | None = None) -> None:
+        """Raise :class:`NotFound` if a named bank does not exist or ``tenant`` cannot see it."""
+        self._allowed(banks, tenant)
 
     def _bank_ok(self, bank_id: int | None, allowed: set[int] | None) -> BankInfo | None:
         if bank_id is None:

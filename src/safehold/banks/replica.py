@@ -37,6 +37,8 @@ POLL_SECONDS = 0.25
 """How often to look for changes without a notification (SQLite, or a missed NOTIFY)."""
 LISTEN_POLL_SECONDS = 2.0
 """On PostgreSQL the NOTIFY wakes the replica; this poll is only a safety net."""
+STOP_CHECK_SECONDS = 0.2
+"""The PostgreSQL listener waits for notifications in slices this long, so stop() is prompt."""
 
 
 @dataclass
@@ -170,7 +172,8 @@ class IndexReplica:
             while j < len(batch) and batch[j].op == op and op in (changes.ADD, changes.REMOVE):
                 j += 1
             if op == changes.ADD:
-                rows = matcher.repo.values(c.entry_id for c in batch[i:j] if c.entry_id)
+                with self.db.engine.connect() as conn:
+                    rows = changes.added_entries(conn, batch[i].id - 1, batch[j - 1].id)
                 by_bank: dict[int, list[tuple[int, str, str]]] = {}
                 for entry_id, bank_id, signal_type, value in rows:
                     by_bank.setdefault(bank_id, []).append((entry_id, signal_type, value))
@@ -215,15 +218,21 @@ class IndexReplica:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {changes.CHANNEL}")
                     self._safe_sync()  # anything committed before LISTEN took effect
+                    next_poll = time.monotonic() + self.poll_seconds
                     while not self._stop.is_set():
+                        # wait in short slices so that stop() does not wait for the poll
+                        left = max(0.0, next_poll - time.monotonic())
                         woke = False
-                        for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
+                        for _ in conn.notifies(timeout=min(STOP_CHECK_SECONDS, left), stop_after=1):
                             woke = True
-                        # drain notifications that arrived together, then apply once
                         if woke:
+                            # drain notifications that arrived together, then apply once
                             for _ in conn.notifies(timeout=0.0):
                                 pass
+                        elif time.monotonic() < next_poll or self._stop.is_set():
+                            continue
                         self._safe_sync()
+                        next_poll = time.monotonic() + self.poll_seconds
             except Exception as e:
                 self._error = f"{type(e).__name__}: {e}"
                 log.warning("change-log listener lost its connection", error=self._error)

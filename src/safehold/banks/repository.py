@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     Column,
@@ -401,6 +402,22 @@ class Banks:
                 yield ids, bank_ids_out, values
                 after = ids[-1]
 
+    def ids_for(self, name: str, digests: Iterable[str]) -> dict[str, int]:
+        """Entry ids by value digest (``EntryInput.digest``) for entries of a bank."""
+        wanted = list(dict.fromkeys(digests))
+        out: dict[str, int] = {}
+        with self.db.session() as s:
+            bank = self._bank(s, name)
+            for start in range(0, len(wanted), CHUNK):
+                rows = s.execute(
+                    select(Entry.value_digest, Entry.id).where(
+                        Entry.bank_id == bank.id,
+                        Entry.value_digest.in_(wanted[start : start + CHUNK]),
+                    )
+                )
+                out.update((str(d), int(i)) for d, i in rows)
+        return out
+
     def values(self, ids: Iterable[int]) -> builtins.list[tuple[int, int, str, str]]:
         """(entry id, bank id, signal type, value) of the entries that still exist."""
         id_list = list(dict.fromkeys(int(i) for i in ids))
@@ -421,6 +438,30 @@ class Banks:
             bank = s.get(Bank, bank_id)
             return None if bank is None else self._infos(s, [bank])[0]
 
+    def pdq_codes(
+        self, *, banks: Iterable[str] | None = None, batch: int = 1_000_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every PDQ entry as arrays (entry ids, bank ids, (n, 32) uint8 codes), in batches.
+
+        The fast path for loading an index: on PostgreSQL one binary ``COPY`` whose rows
+        have a fixed width (ids as int8, the hash as 32 bytes of bytea), decoded with
+        numpy; on SQLite the hex text is decoded in bulk. Ten million entries load in
+        seconds rather than minutes.
+        """
+        with self.db.session() as s:
+            conn = s.connection()
+            bank_ids: builtins.list[int] | None = None
+            if banks is not None:
+                bank_ids = [
+                    int(i) for i in s.scalars(select(Bank.id).where(Bank.name.in_(list(banks))))
+                ]
+                if not bank_ids:
+                    return
+            if conn.dialect.name == "postgresql":
+                yield from _pg_pdq_codes(conn, bank_ids, batch)
+            else:
+                yield from _sqlite_pdq_codes(conn, bank_ids, batch)
+
     def records(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by id (for turning index hits into matches)."""
         id_list = list(dict.fromkeys(int(i) for i in ids))
@@ -435,6 +476,83 @@ class Banks:
                 for e, bank_name in rows:
                     out[e.id] = _record(e, bank_name)
         return out
+
+
+_COPY_ROW = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("id_len", ">i4"),
+        ("id", ">i8"),
+        ("bank_len", ">i4"),
+        ("bank", ">i8"),
+        ("code_len", ">i4"),
+        ("code", "u1", (32,)),
+    ]
+)
+_COPY_HEADER = 19  # PGCOPY signature (11) + flags (4) + header extension length (4)
+
+
+def _pg_pdq_codes(
+    conn: Connection, bank_ids: builtins.list[int] | None, batch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    where = "signal_type = 'pdq' AND length(value) = 64"
+    if bank_ids is not None:
+        where += f" AND bank_id IN ({', '.join(str(int(i)) for i in bank_ids)})"
+    sql = (
+        f"COPY (SELECT id, bank_id, decode(value, 'hex') FROM entries WHERE {where}) "
+        "TO STDOUT (FORMAT binary)"
+    )
+    raw = conn.connection.driver_connection
+    size = _COPY_ROW.itemsize
+    pending = bytearray()
+    header_left = _COPY_HEADER
+    with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+        for chunk in copy:
+            pending += chunk
+            if header_left:
+                if len(pending) < header_left:
+                    continue
+                del pending[:header_left]
+                header_left = 0
+            whole = len(pending) // size * size
+            if whole >= batch * size:
+                yield _decode_rows(bytes(pending[:whole]))
+                del pending[:whole]
+    if len(pending) > 2:  # what is left before the 2-byte trailer
+        yield _decode_rows(bytes(pending[: (len(pending) - 2) // size * size]))
+
+
+def _decode_rows(buf: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = np.frombuffer(buf, dtype=_COPY_ROW)
+    if len(rows) and not (
+        (rows["nfields"] == 3).all() and (rows["code_len"] == 32).all()
+    ):  # pragma: no cover - the query guarantees the shape
+        raise RuntimeError("unexpected COPY row layout while loading PDQ entries")
+    return (
+        rows["id"].astype(np.int64),
+        rows["bank"].astype(np.int64),
+        np.ascontiguousarray(rows["code"]),
+    )
+
+
+def _sqlite_pdq_codes(
+    conn: Connection, bank_ids: builtins.list[int] | None, batch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    where = "signal_type = 'pdq' AND length(value) = 64"
+    if bank_ids is not None:
+        where += f" AND bank_id IN ({', '.join(str(int(i)) for i in bank_ids)})"
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(f"SELECT id, bank_id, value FROM entries WHERE {where}")
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            ids, banks, values = zip(*rows, strict=True)
+            codes = np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, 32)
+            yield np.asarray(ids, dtype=np.int64), np.asarray(banks, dtype=np.int64), codes
+    finally:
+        cur.close()
 
 
 _STAGE = Table(

@@ -123,12 +123,18 @@ class _Segment:
         return self.n - self.n_dead
 
     def kill(self, ids: np.ndarray) -> int:
-        pos = np.searchsorted(self._sorted_ids, ids)
-        pos = np.minimum(pos, max(self.n - 1, 0))
-        if self.n == 0:
+        """Mark every live row of these ids dead (an id may have several rows when it was
+        removed and added again before the segment was rewritten)."""
+        if self.n == 0 or len(ids) == 0:
             return 0
-        found = self._sorted_ids[pos] == ids
-        rows = self._sorted_rows[pos[found]]
+        lo = np.searchsorted(self._sorted_ids, ids, side="left")
+        hi = np.searchsorted(self._sorted_ids, ids, side="right")
+        span = hi - lo
+        if not span.any():
+            return 0
+        starts = np.repeat(lo, span)
+        offsets = np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span)
+        rows = self._sorted_rows[starts + offsets]
         rows = rows[~self.dead[rows]]
         self.dead[rows] = True
         self.n_dead += len(rows)

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 
-from safehold.store.models import Change, UTCDateTime, utcnow
+from safehold.store.models import Change, Entry, UTCDateTime, utcnow
 
 CHANNEL = "safehold_changes"
 _LOCK_KEY = 0x5AFE_C4A6  # pg_advisory_xact_lock key for change-log writers
@@ -93,7 +93,23 @@ def since(conn: Connection, after: int, limit: int = 50_000) -> list[ChangeRow]:
     return [ChangeRow(*r) for r in rows]
 
 
+def added_entries(conn: Connection, after: int, upto: int) -> list[tuple[int, int, str, str]]:
+    """(entry id, bank id, signal type, value) of the entries added by the ``add`` changes
+    with ids in ``(after, upto]`` that still exist (one range join, for bulk imports)."""
+    rows = conn.execute(
+        select(Entry.id, Entry.bank_id, Entry.signal_type, Entry.value)
+        .join(Change, Change.entry_id == Entry.id)
+        .where(Change.id > after, Change.id <= upto, Change.op == ADD)
+    )
+    return [(int(a), int(b), str(c), str(d)) for a, b, c, d in rows]
+
+
 def prune(conn: Connection, before: datetime) -> int:
-    """Delete changes older than ``before`` (replicas that start later load from the tables)."""
-    result = conn.execute(delete(Change).where(Change.at < before))
+    """Delete changes older than ``before`` (replicas that start later load from the tables).
+
+    The newest change is always kept: SQLite numbers a new row max(id) + 1, so an empty
+    table would hand out ids again below the cursors running replicas hold, and they
+    would pass over every change until the ids caught up."""
+    newest = latest(conn)
+    result = conn.execute(delete(Change).where(Change.at < before, Change.id < newest))
     return int(result.rowcount or 0)

@@ -97,6 +97,8 @@ class Entry(Base):
     __table_args__ = (
         UniqueConstraint("bank_id", "value_digest", name="uq_entries_bank_value"),
         Index("ix_entries_bank_signal", "bank_id", "signal_type"),
+        # ids are never reused on SQLite either: matches, cases and replicas refer to them
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -154,6 +156,7 @@ class Change(Base):
     """
 
     __tablename__ = "changes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     op: Mapped[str] = mapped_column(String(8))

@@ -13,6 +13,7 @@ change log until shutdown. Every error is problem+json (:mod:`safehold.web.probl
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -22,13 +23,15 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safehold import __version__
-from safehold.errors import TooLarge
+from safehold.access.keys import KEY_FORMAT
+from safehold.errors import TooLarge, Unauthorized
 from safehold.logs import configure_logging
 from safehold.store.db import Database
 from safehold.web import problems
@@ -43,6 +46,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_JSON_BODY = 64 * 1024 * 1024
 """Bodies of every route but the streamed uploads are refused beyond this."""
 STREAMED = ("/v1/scan", "/entries")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 log = structlog.get_logger("safehold.web")
 
@@ -93,7 +97,9 @@ def create_app(
     app.state.service = svc
     app.state.db = database
     problems.install(app)
+    app.add_exception_handler(405, _method_not_allowed)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequireBearer, api=app)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
 
     def _gauges() -> None:
@@ -156,10 +162,34 @@ def _add_schemas(app: FastAPI, *models: Any) -> None:
                 schemas[model.__name__] = model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
+            # Any body may be unreadable (400: not UTF-8 where JSON is expected) or too
+            # large (413: BodyLimit, or the upload limit of the streamed routes).
+            for item in spec.get("paths", {}).values():
+                for operation in item.values():
+                    if isinstance(operation, dict) and "requestBody" in operation:
+                        for status, doc in problems.responses(400, 413).items():
+                            operation.setdefault("responses", {}).setdefault(str(status), doc)
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    """405 whose ``Allow`` lists every method of the path (Starlette names only those of
+    the first route whose path matched)."""
+    routes = request.app.router.routes
+    allow = ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ) or (getattr(exc, "headers", None) or {}).get("Allow", "")
+    return problems.problem(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed on this path; use {allow or 'another path'}",
+        headers={"Allow": allow} if allow else None,
+    )
 
 
 def _start(svc: Service) -> None:
@@ -170,11 +200,72 @@ def _start(svc: Service) -> None:
 
 
 def _is_loopback(request: Request) -> bool:
+    """A request from this machine, not relayed by a proxy (which would add its header)."""
+    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+        return False
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host in ("testclient", "localhost")
+
+
+class RequireBearer:
+    """Answer 401 at once to a ``/v1`` request without a well-formed bearer key, before
+    its body is read (the route's dependency still verifies the key and its scope).
+
+    Only requests that match an operation of the OpenAPI document are checked; an
+    unknown path or method goes on to the router's 404/405."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self._table: list[tuple[re.Pattern[str], frozenset[str], str]] | None = None
+
+    def _operation(self, method: str, path: str) -> str | None:
+        if self._table is None:
+            table = []
+            for template, item in self.api.openapi().get("paths", {}).items():
+                if template.startswith("/v1/"):
+                    regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+                    table.append(
+                        (re.compile(regex + "$"), frozenset(m.upper() for m in item), template)
+                    )
+            self._table = table
+        for pattern, methods, template in self._table:
+            if method in methods and pattern.match(path):
+                return template
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/v1/"):
+            template = self._operation(str(scope.get("method", "")), str(scope["path"]))
+            if template is None:
+                await self.app(scope, receive, send)
+                return
+            scope["safehold.route"] = template  # for the metrics of an early answer
+            auth = b""
+            for name, value in scope.get("headers", ()):
+                if name == b"authorization":
+                    auth = value
+            scheme, _, token = auth.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or KEY_FORMAT.fullmatch(token.strip()) is None:
+                detail = (
+                    "this route needs an API key: send 'Authorization: Bearer shk_...' "
+                    "(create one with `safehold key create`)"
+                    if not auth
+                    else "the API key is malformed: send 'Authorization: Bearer shk_...' with "
+                    "a key made by `safehold key create`"
+                )
+                response = problems.problem(
+                    401,
+                    Unauthorized.code,
+                    detail,
+                    headers={"WWW-Authenticate": 'Bearer realm="safehold"'},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -7,6 +7,7 @@ cannot blow up the number of series; unknown paths count as ``unmatched``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_CONVERTER = re.compile(r":[a-z]+}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -99,7 +101,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, _send)
         finally:
             route: Any = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = _CONVERTER.sub(
+                "}", scope.get("safehold.route") or getattr(route, "path", None) or "unmatched"
+            )
             method = str(scope.get("method", "GET"))
             if method not in _METHODS:
                 method = "other"

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from safehold.access.keys import KEY_FORMAT
 from safehold.access.ratelimit import retry_after
 from safehold.errors import RateLimited, SafeholdError, Unauthorized
 
@@ -72,6 +73,14 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _lacks_key(request: Request) -> bool:
+    """A ``/v1`` request (every one needs a key) without a well-formed bearer key."""
+    if not request.url.path.startswith("/v1/"):
+        return False
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() != "bearer" or KEY_FORMAT.fullmatch(token.strip()) is None
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn every error into problem+json."""
 
@@ -87,6 +96,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _lacks_key(request):
+            # FastAPI parses a JSON body before it runs the key check: without a key,
+            # say 401 rather than describe what is wrong with the body.
+            return problem(
+                401,
+                Unauthorized.code,
+                "this route needs an API key: send 'Authorization: Bearer shk_...' "
+                "(create one with `safehold key create`)",
+                headers={"WWW-Authenticate": 'Bearer realm="safehold"'},
+            )
         errors = [
             {
                 "location": [str(p) for p in e.get("loc", ())],
@@ -106,7 +125,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code
+        )
         return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -38,8 +38,9 @@ def require(scope: str) -> Callable[..., ApiKeyInfo]:
             )
 
         def guard(key_id: str) -> None:
-            # each uncached key costs an argon2 verification: at most 10, then 1/second
-            wait = svc.limiter.hit("verify:" + key_id, 1.0, 10)
+            # each uncached key costs an argon2 verification (a genuine key needs one per
+            # process and minute): at most 20 at once per key id, then 2 a second
+            wait = svc.limiter.hit("verify:" + key_id, 2.0, 20)
             if wait > 0:
                 raise RateLimited(
                     "too many attempts to verify this key; retry later", retry_after=wait

@@ -20,18 +20,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from safehold.access.keys import ApiKeyInfo
-from safehold.banks.entries import MAX_NOTE, EntryInput, make_entry
+from safehold.banks.entries import BANK_NAME, MAX_NOTE, TENANT, EntryInput, make_entry
 from safehold.banks.formats import EXPORT_FORMATS, parse, write
-from safehold.errors import ImportFailed, InvalidValue, NotFound, SafeholdError
+from safehold.errors import (
+    Forbidden,
+    ImportFailed,
+    InvalidValue,
+    NotFound,
+    SafeholdError,
+    TooLarge,
+)
 from safehold.web.problems import responses
 from safehold.web.security import require, service
 from safehold.web.upload import receive_upload
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"])
 
-BankName = Annotated[str, Path(max_length=100, description="the bank's name")]
+# Path values are checked before they reach the database (PostgreSQL refuses NUL in text).
+BankName = Annotated[
+    str, Path(max_length=100, pattern=f"^{BANK_NAME.pattern}$", description="the bank's name")
+]
+TenantName = Annotated[
+    str, Path(max_length=64, pattern=f"^{TENANT.pattern}$", description="the other tenant")
+]
 MAX_JSON_ENTRIES = 10_000
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
+MAX_JSON_BODY = 64 * 1024 * 1024
 
 
 def encode_cursor(value: str | int) -> str:
@@ -47,6 +61,10 @@ def decode_cursor(cursor: str | None, kind: type) -> Any:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError
+        if isinstance(value, str) and (len(value) > 100 or "\x00" in value):
+            raise ValueError  # a bank name: never longer, never NUL (PostgreSQL refuses it)
+        if isinstance(value, int) and not 0 <= value < 2**63:
+            raise ValueError  # an entry id (BIGINT)
         return value
     except Exception:
         raise InvalidValue(
@@ -100,7 +118,9 @@ class RemoveValue(BaseModel):
 class RemoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(default_factory=list, max_length=100_000)
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default_factory=list, max_length=100_000
+    )
     values: list[RemoveValue] = Field(default_factory=list, max_length=100_000)
 
 
@@ -228,7 +248,7 @@ def list_entries(
 
 
 @router.get(
-    "/{name}/entries/{entry_id}",
+    "/{name}/entries/{entry_id:int}",
     summary="Show one entry",
     responses=responses(401, 403, 404, 422, 429),
 )
@@ -292,6 +312,13 @@ async def add_entries(
     to disk; a file with bad rows imports nothing (and lists them) unless
     ``skip_invalid=true``. Adding an entry that exists updates its labels and notes."""
     svc = service(request)
+    # 404/403 before reading (and storing) a body of up to 512 MB
+    bank = await run_in_threadpool(svc.banks.get, name, tenant=key.tenant)
+    if bank.tenant != key.tenant:
+        raise Forbidden(
+            f"bank {name!r} is shared with tenant {key.tenant!r} read-only; "
+            "only its owner can change it"
+        )
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     report: dict[str, Any] = {}
     if ctype in ("application/json", ""):
@@ -303,14 +330,23 @@ async def add_entries(
     )
     await run_in_threadpool(svc.replica.sync)
     out: dict[str, Any] = {**result.to_dict(), **report}
-    if len(result.ids) <= 1000:
-        out["ids"] = result.ids
+    if len(entries) <= 1000:  # the id of each entry given, in the order given
+        by_digest = await run_in_threadpool(svc.banks.ids_for, name, [e.digest for e in entries])
+        out["ids"] = [by_digest[e.digest] for e in entries if e.digest in by_digest]
     return out
 
 
 async def _json_entries(request: Request) -> list[EntryInput]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY:
+            raise TooLarge(
+                f"a JSON body may be at most {MAX_JSON_BODY} bytes; send large imports as "
+                "JSONL or CSV (Content-Type application/x-ndjson or text/csv)"
+            )
     try:
-        body = json.loads(await request.body())
+        body = json.loads(bytes(raw))
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidValue(f"the body is not valid JSON: {e}") from None
     try:
@@ -384,7 +420,7 @@ async def _file_entries(
 
 
 @router.delete(
-    "/{name}/entries/{entry_id}",
+    "/{name}/entries/{entry_id:int}",
     summary="Remove one entry",
     responses=responses(401, 403, 404, 422, 429),
 )
@@ -498,7 +534,7 @@ def _write(batch: list[Any], buf: io.StringIO, fmt: str, first: bool) -> None:
 def share_bank(
     request: Request,
     name: BankName,
-    tenant: Annotated[str, Path(max_length=64)],
+    tenant: TenantName,
     key: ApiKeyInfo = Depends(require("admin")),
 ) -> dict[str, Any]:
     svc = service(request)
@@ -515,7 +551,7 @@ def share_bank(
 def unshare_bank(
     request: Request,
     name: BankName,
-    tenant: Annotated[str, Path(max_length=64)],
+    tenant: TenantName,
     key: ApiKeyInfo = Depends(require("admin")),
 ) -> dict[str, Any]:
     svc = service(request)

@@ -56,7 +56,9 @@ def create_key(
 )
 def revoke_key(
     request: Request,
-    key_id: Annotated[str, Path(max_length=32)],
+    key_id: Annotated[
+        str, Path(max_length=32, pattern=r"^[0-9a-f]{12}$", description="the key's id")
+    ],
     key: ApiKeyInfo = Depends(require("admin")),
 ) -> dict[str, Any]:
     svc = service(request)

@@ -19,11 +19,13 @@ READY_LAG_SECONDS = 10.0
 """A replica that has not caught up with the change log for this long is not ready."""
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", summary="Liveness: the process is up")
 def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     summary="Readiness: database reachable, index loaded and caught up",
@@ -32,7 +34,10 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> Any:
     svc = service(request)
     status = svc.replica.status()
-    checks: dict[str, Any] = {"index": status.to_dict()}
+    index = status.to_dict()
+    if index.get("error"):  # no database host or name for unauthenticated callers
+        index["error"] = str(index["error"]).split(":", 1)[0]
+    checks: dict[str, Any] = {"index": index}
     problems = []
     try:
         with svc.db.engine.connect() as conn:

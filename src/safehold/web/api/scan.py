@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from safehold.access.keys import ApiKeyInfo
+from safehold.banks.entries import check_bank_name
 from safehold.banks.matcher import MatchResult
 from safehold.errors import InvalidValue, SafeholdError
 from safehold.hashing import ContentHashes, hash_file
@@ -33,7 +34,7 @@ def _banks_param(raw: list[str] | None) -> list[str] | None:
     if not raw:
         return None
     names = [n.strip() for item in raw for n in item.split(",") if n.strip()]
-    return names or None
+    return [check_bank_name(n) for n in names] or None  # 422, not an echo in a 404
 
 
 def _check_id(name: str, value: str | None) -> str | None:
@@ -108,6 +109,8 @@ async def scan(
     The upload is streamed to a bounded temporary file and deleted after hashing."""
     svc = service(request)
     svc.matcher_ready()
+    if banks:  # an unknown bank is refused before the upload is read
+        svc.replica.matcher.check_banks(_banks_param(banks), key.tenant)
     upload = await receive_upload(request, svc.limits, svc.tmpdir)
     try:
         content_id = _check_id("content_id", upload.field("content_id") or content_id)
@@ -143,7 +146,8 @@ async def scan(
 def _hash(svc: Any, path: str) -> ContentHashes:
     with svc.hashing:  # bounded concurrency: each decode may use hundreds of MB
         try:
-            return hash_file(path, limits=svc.limits)
+            dihedral = any(b.dihedral for b in svc.replica.matcher.banks.values())
+            return hash_file(path, limits=svc.limits, dihedral=dihedral)
         except SafeholdError as e:  # say "the upload", not the temporary file's name
             e.message = e.message.replace(path, "the upload")
             e.args = (e.message,)
@@ -222,7 +226,7 @@ def lookup(
             f"{errors[0]['index']}: {errors[0]['message']}); nothing was looked up",
             errors=errors[:100],
         )
-    banks = body.banks or None
+    banks = [check_bank_name(b) for b in body.banks] if body.banks else None
     results: list[dict[str, Any]] = [{} for _ in items]
     for st_name, idx in groups.items():
         found = svc.replica.matcher.lookup(

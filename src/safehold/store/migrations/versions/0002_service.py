@@ -19,6 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        # AUTOINCREMENT: a removed entry's id is never handed out again (the index, the
+        # change log and later cases refer to entries by id)
+        with op.batch_alter_table(
+            "entries", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+        ):
+            pass
     with op.batch_alter_table("banks") as batch:
         batch.add_column(
             sa.Column("tenant", sa.String(64), nullable=False, server_default="default")
@@ -61,6 +68,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(32), nullable=True),
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_changes")),
+        sqlite_autoincrement=True,
     )
 
 
