@@ -660,15 +660,20 @@ def run(config: LoadConfig, log: Callable[[str], None] = print) -> LoadResults:
         log(f"[load] {results.entries:,} entries in {results.fill_s:.1f} s")
         with replicas_running() as running:
             for count in config.replicas:
-                while len(running) < count:
-                    replica = Replica(url, work / f"replica-{len(running)}.log")
-                    running.append(replica)
-                    ready = replica.wait_ready(config.ready_timeout_s)
-                    results.ready_s.append(ready)
-                    log(
-                        f"[load] replica {len(running)} on port {replica.port} ready in "
-                        f"{ready:.1f} s"
-                    )
+                try:
+                    while len(running) < count:
+                        replica = Replica(url, work / f"replica-{len(running)}.log")
+                        running.append(replica)
+                        ready = replica.wait_ready(config.ready_timeout_s)
+                        results.ready_s.append(ready)
+                        log(
+                            f"[load] replica {len(running)} on port {replica.port} ready in "
+                            f"{ready:.1f} s"
+                        )
+                except (RuntimeError, TimeoutError, OSError) as e:
+                    results.runs.append({"replicas": count, "status": f"failed: {e}"})
+                    log(f"[load] {count} replica(s): {e}")
+                    break
                 wait_for_idle(config.wait_idle, log)
                 spec = {
                     **shared,

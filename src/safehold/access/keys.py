@@ -122,6 +122,7 @@ class ApiKeys:
         self.db = db
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(64)]  # bounded: ids are untrusted
         self._generation = 0
         """Bumped by :meth:`forget`: a verification that read the database before a
         revocation must not put the key back in the cache after it."""
@@ -227,6 +228,27 @@ class ApiKeys:
         ):
             self._touch(cached, now)
             return cached.info
+        # one verification per key at a time: concurrent requests with a key that is not
+        # cached wait for the first one's answer instead of each paying for argon2
+        with self._stripes[hash(key_id) % len(self._stripes)]:
+            with self._lock:
+                cached = self._cache.get(key_id)
+            if (
+                cached is not None
+                and cached.expires > time.monotonic()
+                and hmac.compare_digest(cached.fingerprint, fingerprint)
+            ):
+                return cached.info
+            return self._verify(key, key_id, fingerprint, now, before_verify)
+
+    def _verify(
+        self,
+        key: str,
+        key_id: str,
+        fingerprint: bytes,
+        now: float,
+        before_verify: Callable[[str], None] | None,
+    ) -> ApiKeyInfo:
         with self._lock:
             generation = self._generation
         with self.db.session() as s:

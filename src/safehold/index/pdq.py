@@ -84,7 +84,10 @@ def as_codes(hashes: np.ndarray | Iterable[str]) -> np.ndarray:
 
 def _words(codes: np.ndarray) -> np.ndarray:
     """(n, 4) uint64 view for popcount distance (byte order does not matter)."""
-    return np.ascontiguousarray(codes).view(np.uint64).reshape(-1, 4)
+    words = np.ascontiguousarray(codes).view(np.uint64).reshape(-1, 4)
+    # numba compiles a separate kernel for read-only arrays (queries decoded from bytes
+    # are read-only): hand it a writable copy so one compiled version serves every call
+    return words if words.flags.writeable else words.copy()
 
 
 @lru_cache(maxsize=64)
