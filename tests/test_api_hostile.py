@@ -516,7 +516,15 @@ def test_hostile_strings_in_scan_fields(any_api: Api, field: str, name: str) -> 
     files = {"file": ("p.jpg", jpeg, "image/jpeg")}
     form = any_api.client.post("/v1/scan", files=files, data={field: value})
     query = query_post(any_api, "/v1/scan", {field: value}, jpeg)
+    if len(urlencode({field: value})) > 64 * 1024:
+        # a request line this long is refused by the HTTP parser (httptools) before the
+        # application sees it: a plain 400, and the server stays up
+        assert query[0] in (400, 414), query
+        any_api.assert_up()
+        query = None
     for via, r in (("form", form), ("query", query)):
+        if r is None:
+            continue
         status = assert_safe(r)
         if field == "banks":  # none of them is a valid bank name
             assert status == 422, (via, r)
