@@ -118,6 +118,11 @@ class Banks:
             bank = self._bank(s, name, tenant)
             return self._infos(s, [bank])[0]
 
+    def check_writable(self, name: str, *, tenant: str | None = None) -> None:
+        """Raise :class:`NotFound` or :class:`Forbidden` unless ``tenant`` may change the bank."""
+        with self.db.session() as s:
+            self._bank(s, name, tenant, write=True)
+
     def list(
         self,
         *,

@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from safehold.access.keys import KEY_FORMAT
 from safehold.access.ratelimit import retry_after
 from safehold.errors import RateLimited, SafeholdError, Unauthorized
 
@@ -73,14 +72,6 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _lacks_key(request: Request) -> bool:
-    """A ``/v1`` request (every one needs a key) without a well-formed bearer key."""
-    if not request.url.path.startswith("/v1/"):
-        return False
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() != "bearer" or KEY_FORMAT.fullmatch(token.strip()) is None
-
-
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn every error into problem+json."""
 
@@ -96,16 +87,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if _lacks_key(request):
-            # FastAPI parses a JSON body before it runs the key check: without a key,
-            # say 401 rather than describe what is wrong with the body.
-            return problem(
-                401,
-                Unauthorized.code,
-                "this route needs an API key: send 'Authorization: Bearer shk_...' "
-                "(create one with `safehold key create`)",
-                headers={"WWW-Authenticate": 'Bearer realm="safehold"'},
-            )
         errors = [
             {
                 "location": [str(p) for p in e.get("loc", ())],

@@ -23,7 +23,6 @@ from safehold.access.keys import ApiKeyInfo
 from safehold.banks.entries import BANK_NAME, MAX_NOTE, TENANT, EntryInput, make_entry
 from safehold.banks.formats import EXPORT_FORMATS, parse, write
 from safehold.errors import (
-    Forbidden,
     ImportFailed,
     InvalidValue,
     NotFound,
@@ -313,12 +312,7 @@ async def add_entries(
     ``skip_invalid=true``. Adding an entry that exists updates its labels and notes."""
     svc = service(request)
     # 404/403 before reading (and storing) a body of up to 512 MB
-    bank = await run_in_threadpool(svc.banks.get, name, tenant=key.tenant)
-    if bank.tenant != key.tenant:
-        raise Forbidden(
-            f"bank {name!r} is shared with tenant {key.tenant!r} read-only; "
-            "only its owner can change it"
-        )
+    await run_in_threadpool(svc.banks.check_writable, name, tenant=key.tenant)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     report: dict[str, Any] = {}
     if ctype in ("application/json", ""):
