@@ -164,3 +164,294 @@ class Change(Base):
     entry_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- issue 5: rules, actions, cases, review console, audit log -------------------------
+
+
+class User(Base):
+    """A console user: reviewer, lead, admin or auditor. The password is an argon2id hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    blur: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    """Blur radius in pixels of the default rendition (per-reviewer wellness setting)."""
+    daily_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Items this reviewer may reveal a day before assignment pauses; None: the default."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class UserSession(Base):
+    """A console login. ``token_hash`` is SHA-256 of the random cookie token."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class RuleSet(Base):
+    """One stored version of a tenant's rules (YAML source). One version is active."""
+
+    __tablename__ = "rulesets"
+    __table_args__ = (UniqueConstraint("tenant", "version", name="uq_rulesets_tenant_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RuleHit(Base):
+    """How often a rule of a rule-set version fired (``shadow``: it fired in dry-run)."""
+
+    __tablename__ = "rule_hits"
+    __table_args__ = (
+        UniqueConstraint("ruleset_id", "rule", "shadow", name="uq_rule_hits_ruleset_rule"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ruleset_id: Mapped[int] = mapped_column(BigId, ForeignKey("rulesets.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(100))
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hit_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Event(Base):
+    """One evaluation of the rules: what was known about a piece of content then.
+
+    ``context`` holds the rule input (matches, classifications, reports, account
+    signals, media facts; never the media itself) so that ``rules test --against recent``
+    can replay it. Pruned after a retention period.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_tenant_at", "tenant", "at"),
+        Index("ix_events_account", "tenant", "account_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    kind: Mapped[str] = mapped_column(String(16), default="scan")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    decision: Mapped[str] = mapped_column(String(16))
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    rules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Names of the rules that fired (acting, not shadow)."""
+    ruleset_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    media_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class Media(Base):
+    """A stored copy of content kept for review or as evidence (content-addressed file)."""
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("tenant", "sha256", name="uq_media_tenant_sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    sha256: Mapped[str] = mapped_column(Digest)
+    kind: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    path: Mapped[str] = mapped_column(String(512))
+    """Path relative to the media directory (``SAFEHOLD_MEDIA_DIR``)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    preserved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """Set by the ``preserve`` action: kept as evidence, exempt from retention."""
+
+
+class Case(Base):
+    """A unit of human review work."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_queue_state", "tenant", "queue", "state"),
+        Index("ix_cases_account", "tenant", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    queue: Mapped[str] = mapped_column(String(64), default="default")
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    """Higher is more urgent: the taxonomy severity of the worst label, or a rule's value."""
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    account_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    title: Mapped[str] = mapped_column(String(256), default="")
+    assignee_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    sla_due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class CaseItem(Base):
+    """One content item of a case, with the signals and matches known when it was added."""
+
+    __tablename__ = "case_items"
+    __table_args__ = (Index("ix_case_items_sha256", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    content_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    event_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    media_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("media.id", ondelete="SET NULL"), nullable=True
+    )
+    sha256: Mapped[str | None] = mapped_column(Digest, nullable=True)
+    pdq: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signals: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    matches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    reports: Mapped[int] = mapped_column(Integer, default=0)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseDecision(Base):
+    """A reviewer's decision. Under the two-person rule it is ``proposed`` until a second
+    reviewer confirms it (``confirmed``) or rejects it (``rejected``)."""
+
+    __tablename__ = "case_decisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class CaseComment(Base):
+    __tablename__ = "case_comments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Exposure(Base):
+    """One reveal of one item by one reviewer (wellness counters are sums of these)."""
+
+    __tablename__ = "exposures"
+    __table_args__ = (Index("ix_exposures_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    item_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Notification(Base):
+    """An in-console notice from a ``notify`` action, to a role or a user."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    to_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    event_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WebhookDelivery(Base):
+    """One webhook message: retried with backoff, dead-lettered, replayable."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    rule: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """Where the signing secret comes from (an environment variable name), never the secret."""
+    event_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AuditEntry(Base):
+    """The append-only audit log. ``hash`` = SHA-256 over ``prev_hash`` and this entry's
+    canonical JSON, so changing or removing any entry breaks the chain after it."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_object", "object_type", "object_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    actor: Mapped[str] = mapped_column(String(128))
+    """``user:NAME``, ``key:KEY_ID``, ``cli`` or ``system``."""
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    object_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """One row: the last audit entry. Appending updates it first, which serialises
+    writers on every backend (a row lock on PostgreSQL, the write lock on SQLite), and
+    lets ``audit verify`` notice entries cut off the end of the log."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -38,9 +38,12 @@ from safehold.web import problems
 from safehold.web.api import banks as banks_api
 from safehold.web.api import keys as keys_api
 from safehold.web.api import ops as ops_api
+from safehold.web.api import rules as rules_api
 from safehold.web.api import scan as scan_api
+from safehold.web.api import webhooks as webhooks_api
 from safehold.web.metrics import MetricsMiddleware
 from safehold.web.service import Service
+from safehold.web.ui import routes as ui_routes
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_JSON_BODY = 64 * 1024 * 1024
@@ -65,11 +68,13 @@ def create_app(
     *,
     background_load: bool = False,
     redis_url: str | None = None,
+    queue_url: str | None = None,
+    worker: bool = True,
 ) -> FastAPI:
     """The application. ``db`` defaults to ``SAFEHOLD_DATABASE_URL`` (or the SQLite file)."""
     configure_logging()
     database = db or Database()
-    svc = Service.open(database, redis_url=redis_url)
+    svc = Service.open(database, redis_url=redis_url, queue_url=queue_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,9 +84,11 @@ def create_app(
             threading.Thread(target=_start, args=(svc,), name="safehold-load", daemon=True).start()
         else:
             _start(svc)
+        svc.start_background(worker=worker)
         try:
             yield
         finally:
+            svc.stop_background()
             svc.replica.stop()
             log.info("stopped")
 
@@ -110,8 +117,14 @@ def create_app(
 
     svc.metrics.on_collect(_gauges)
 
-    for module in (ops_api, scan_api, banks_api, keys_api):
+    for module in (ops_api, scan_api, banks_api, keys_api, rules_api, webhooks_api):
         app.include_router(module.router)
+    app.include_router(ui_routes.router)
+    app.mount(
+        "/ui/static",
+        StaticFiles(directory=str(Path(__file__).parent / "ui" / "static")),
+        name="ui-static",
+    )
     _add_schemas(app, banks_api.EntryIn, banks_api.EntriesIn)
 
     assets = resources.files("fastapi_swagger") / "resources"

@@ -8,10 +8,19 @@ from dataclasses import dataclass, field
 
 from safehold.access.keys import ApiKeys
 from safehold.access.ratelimit import RateLimiter, default_limits, rate_limiter
+from safehold.access.sessions import Sessions
+from safehold.access.users import Users
+from safehold.actions.dispatch import Policy
+from safehold.audit import AuditLog
 from safehold.banks.replica import IndexReplica
 from safehold.banks.repository import Banks
+from safehold.cases.service import Cases
+from safehold.cases.wellness import Wellness
 from safehold.errors import SafeholdError
+from safehold.jobs import Jobs
 from safehold.media import Limits
+from safehold.media_store import MediaStore, default_media_root
+from safehold.rules.store import RuleSets
 from safehold.store.db import Database
 from safehold.web.metrics import Metrics
 
@@ -31,16 +40,31 @@ class Service:
     limits: Limits
     metrics: Metrics
     default_rate: tuple[float, int]
+    audit: AuditLog
+    users: Users
+    sessions: Sessions
+    rulesets: RuleSets
+    jobs: Jobs
+    media: MediaStore
+    cases: Cases
+    wellness: Wellness
+    policy: Policy
     tmpdir: str | None = None
     hashing: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(_hash_slots())
     )
 
     @classmethod
-    def open(cls, db: Database, *, redis_url: str | None = None) -> Service:
+    def open(
+        cls, db: Database, *, redis_url: str | None = None, queue_url: str | None = None
+    ) -> Service:
         keys = ApiKeys(db)
         replica = IndexReplica(db)
         replica.key_listeners.append(keys.forget)
+        audit = AuditLog(db)
+        rulesets = RuleSets(db)
+        jobs = Jobs.from_url(queue_url or os.environ.get("SAFEHOLD_QUEUE_URL"), db.url)
+        media = MediaStore(db, os.environ.get("SAFEHOLD_MEDIA_DIR") or default_media_root(db))
         return cls(
             db=db,
             banks=Banks(db),
@@ -50,8 +74,24 @@ class Service:
             limits=Limits.from_env(),
             metrics=Metrics(),
             default_rate=default_limits(),
+            audit=audit,
+            users=Users(db, audit),
+            sessions=Sessions(db),
+            rulesets=rulesets,
+            jobs=jobs,
+            media=media,
+            cases=Cases(db, audit),
+            wellness=Wellness(db),
+            policy=Policy(db, rulesets=rulesets, jobs=jobs, media=media, audit=audit),
             tmpdir=os.environ.get("SAFEHOLD_TMPDIR") or None,
         )
+
+    def start_background(self, *, worker: bool = True) -> None:
+        """Start what runs beside the requests: the in-process job worker (unless the
+        deployment runs ``safehold worker`` processes instead)."""
+
+    def stop_background(self) -> None:
+        """Stop the job worker, letting running jobs finish."""
 
     def matcher_ready(self) -> None:
         if not self.replica.loaded:

@@ -1,0 +1,1 @@
+"""Actions: what a rule's verdict does (decisions, review, webhooks, evidence, notices)."""

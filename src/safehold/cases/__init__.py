@@ -1,0 +1,1 @@
+"""Cases: queues, the case state machine, decisions, comments and reviewer wellness."""

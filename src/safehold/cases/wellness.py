@@ -1,0 +1,10 @@
+"""Reviewer wellness (placeholder until the cases helper lands)."""
+
+from __future__ import annotations
+
+from safehold.store.db import Database
+
+
+class Wellness:
+    def __init__(self, db: Database) -> None:
+        self.db = db

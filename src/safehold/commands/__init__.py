@@ -1,0 +1,1 @@
+"""Sub-command groups of the ``safehold`` CLI (see ``safehold.cli``)."""
