@@ -100,3 +100,16 @@ def vectors() -> Path:
     if not (VECTORS / "pdq" / "manifest.json").exists():
         pytest.skip(f"reference vectors not found at {VECTORS}")
     return VECTORS
+
+
+@pytest.fixture(autouse=True)
+def _private_queue_and_media(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test gets its own job-queue file and media directory (unless it sets its own),
+    so nothing lands in the checkout and no two tests share a queue."""
+    base = tmp_path_factory.mktemp("svc")
+    if "SAFEHOLD_QUEUE_URL" not in os.environ:
+        monkeypatch.setenv("SAFEHOLD_QUEUE_URL", f"sqlite:///{base / 'jobs.db'}")
+    if "SAFEHOLD_MEDIA_DIR" not in os.environ:
+        monkeypatch.setenv("SAFEHOLD_MEDIA_DIR", str(base / "media"))

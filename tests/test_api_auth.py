@@ -50,10 +50,25 @@ REQUIRED_SCOPE: dict[tuple[str, str], str] = {
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("GET", "/v1/rules"): "admin",
+    ("PUT", "/v1/rules"): "admin",
+    ("POST", "/v1/rules/test"): "admin",
+    ("GET", "/v1/rules/versions"): "admin",
+    ("GET", "/v1/rules/versions/{version}"): "admin",
+    ("POST", "/v1/rules/versions/{version}/activate"): "admin",
+    ("GET", "/v1/webhooks/deliveries"): "admin",
+    ("POST", "/v1/webhooks/deliveries/{delivery_id}/replay"): "admin",
 }
 """The scope each operation of the OpenAPI document needs (``admin`` implies all)."""
 
-PATH_VALUES = {"name": "no-such-bank", "entry_id": "1", "tenant": "other", "key_id": "0" * 12}
+PATH_VALUES = {
+    "name": "no-such-bank",
+    "entry_id": "1",
+    "tenant": "other",
+    "key_id": "0" * 12,
+    "version": "1",
+    "delivery_id": "999999",
+}
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 UNKNOWN_KEY = "shk_0123456789ab_" + "A" * 43
 RUNNER = CliRunner()

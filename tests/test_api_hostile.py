@@ -94,6 +94,8 @@ def running(db_url: str, directory: Path) -> Iterator[Api]:
         "SAFEHOLD_MAX_UPLOAD_BYTES": str(UPLOAD_CAP),
         "SAFEHOLD_MAX_IMAGE_BYTES": str(IMAGE_CAP),
         "SAFEHOLD_TMPDIR": str(uploads),
+        "SAFEHOLD_MEDIA_DIR": str(directory / "media"),
+        "SAFEHOLD_QUEUE_URL": f"sqlite:///{directory / 'jobs.db'}",
     }
     with serve(db_url, directory / "server.log", env=env) as server:
         headers = {"Authorization": f"Bearer {key}"}

@@ -80,6 +80,7 @@ def api(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     monkeypatch.setenv("SAFEHOLD_TMPDIR", str(uploads))
+    monkeypatch.setenv("SAFEHOLD_MEDIA_DIR", str(tmp_path / "media"))  # matches are kept
     scan_key = new_key(db, "scan")
     write_key = new_key(db, "banks:read,banks:write")
     with serve(db) as c:
@@ -113,7 +114,7 @@ def test_scan_returns_the_signals_of_the_library(
             "width": want.width,
             "height": want.height,
         }
-        assert body["decision"] == "no_match" and body["matches"] == []
+        assert body["decision"] == "allow" and body["matches"] == []
         assert "content_id" not in body and "account_id" not in body
         api.assert_no_temp_files()
 
@@ -158,7 +159,7 @@ def test_banked_pdq_matches_with_entry_labels_source_and_distance(api: ScanApi) 
         },
     )
     body = api.scan(png).json()
-    assert body["decision"] == "match"
+    assert body["decision"] == "block"
     assert body["matches"] == [
         {
             "bank": "known",
@@ -175,11 +176,11 @@ def test_banked_pdq_matches_with_entry_labels_source_and_distance(api: ScanApi) 
     jpeg_pdq = hash_image_bytes(jpeg).pdq
     assert jpeg_pdq is not None
     body = api.scan_raw(jpeg, ctype="image/jpeg").json()
-    assert body["decision"] == "match"
+    assert body["decision"] == "block"
     [m] = body["matches"]
     assert m["entry_id"] == entry_id and m["distance"] == hamming(pdq, jpeg_pdq) <= 31
     # another picture does not match
-    assert api.scan(picture_bytes(PDQ_SEED + 1)).json()["decision"] == "no_match"
+    assert api.scan(picture_bytes(PDQ_SEED + 1)).json()["decision"] == "allow"
 
 
 def test_banked_md5_matches_exactly(api: ScanApi) -> None:
@@ -224,7 +225,7 @@ def test_banks_parameter_selects_the_banks(api: ScanApi) -> None:
         "by-md5",
     }
     r = api.scan(data, data={"banks": "empty"})
-    assert banks_of(r) == set() and r.json()["decision"] == "no_match"
+    assert banks_of(r) == set() and r.json()["decision"] == "allow"
 
     for r in (
         api.scan(data, data={"banks": "by-pdq,nope"}),

@@ -912,8 +912,14 @@ def serve_cmd(
     port: Annotated[int, typer.Option("--port", "-p")] = 8000,
     demo: Annotated[bool, typer.Option("--demo", help="Create the demo bank first.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Server processes (min 1).")] = 1,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="Run no job worker in this process (run `safehold worker`)."
+        ),
+    ] = False,
 ) -> None:
-    """Run the HTTP service."""
+    """Run the HTTP service (with a job worker in the process unless --no-worker)."""
     import uvicorn
 
     from safehold.web.app import create_app
@@ -930,6 +936,8 @@ def serve_cmd(
         # No access log: it would record client IP addresses.
         if workers > 1:
             os.environ["SAFEHOLD_DATABASE_URL"] = db.url  # each worker opens the same database
+            if no_worker:
+                os.environ["SAFEHOLD_WORKER"] = "0"
             uvicorn.run(
                 "safehold.web.app:app_from_env",
                 factory=True,
@@ -942,7 +950,7 @@ def serve_cmd(
             )
         else:
             uvicorn.run(
-                create_app(db, background_load=True),
+                create_app(db, background_load=True, worker=not no_worker),
                 host=host,
                 port=port,
                 log_level="info",

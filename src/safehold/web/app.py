@@ -13,6 +13,7 @@ change log until shutdown. Every error is problem+json (:mod:`safehold.web.probl
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -317,5 +318,7 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def app_from_env() -> Any:
-    """The app for ``uvicorn --factory safehold.web.app:app_from_env`` (several workers)."""
-    return create_app(background_load=True)
+    """The app for ``uvicorn --factory safehold.web.app:app_from_env`` (several workers);
+    ``SAFEHOLD_WORKER=0`` leaves the jobs to ``safehold worker`` processes."""
+    worker = os.environ.get("SAFEHOLD_WORKER", "1").strip().lower() not in ("0", "false", "no")
+    return create_app(background_load=True, worker=worker)

@@ -11,13 +11,15 @@ from safehold.access.ratelimit import RateLimiter, default_limits, rate_limiter
 from safehold.access.sessions import Sessions
 from safehold.access.users import Users
 from safehold.actions.dispatch import Policy
+from safehold.actions.run import decided_listener
+from safehold.actions.webhooks import retry_delays
 from safehold.audit import AuditLog
 from safehold.banks.replica import IndexReplica
 from safehold.banks.repository import Banks
 from safehold.cases.service import Cases
 from safehold.cases.wellness import Wellness
 from safehold.errors import SafeholdError
-from safehold.jobs import Jobs
+from safehold.jobs import JobContext, Jobs
 from safehold.media import Limits
 from safehold.media_store import MediaStore, default_media_root
 from safehold.rules.store import RuleSets
@@ -86,16 +88,44 @@ class Service:
             tmpdir=os.environ.get("SAFEHOLD_TMPDIR") or None,
         )
 
+    def job_context(self) -> JobContext:
+        return JobContext(
+            db=self.db,
+            jobs=self.jobs,
+            rulesets=self.rulesets,
+            cases=self.cases,
+            audit=self.audit,
+            media=self.media,
+        )
+
     def start_background(self, *, worker: bool = True) -> None:
         """Start what runs beside the requests: the in-process job worker (unless the
         deployment runs ``safehold worker`` processes instead)."""
+        retry_delays()  # a bad SAFEHOLD_WEBHOOK_RETRIES fails here, not in a job
+        context = self.job_context()
+        self.jobs.bind(context)  # immediate queues run jobs inside enqueue()
+        if not any(
+            getattr(x, "safehold_jobs", None) is self.jobs for x in self.cases.decided_listeners
+        ):
+            listener = decided_listener(self.jobs)
+            listener.safehold_jobs = self.jobs
+            self.cases.decided_listeners.append(listener)
+        if worker and not self.jobs.immediate:
+            self.jobs.start_worker(context, workers=_worker_threads())
 
     def stop_background(self) -> None:
         """Stop the job worker, letting running jobs finish."""
+        self.jobs.stop()
 
     def matcher_ready(self) -> None:
         if not self.replica.loaded:
             raise NotReady("the index is still loading; retry in a few seconds (see /readyz)")
+
+
+def _worker_threads() -> int:
+    """Job worker threads in a ``safehold serve`` process (``SAFEHOLD_WORKER_THREADS``)."""
+    raw = os.environ.get("SAFEHOLD_WORKER_THREADS")
+    return max(1, int(raw)) if raw and raw.isdigit() else 2
 
 
 def _hash_slots() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from safehold.access.keys import ApiKeyInfo
+from safehold.actions.dispatch import Outcome
 from safehold.banks.entries import check_bank_name
 from safehold.banks.matcher import MatchResult
 from safehold.errors import InvalidValue, SafeholdError
 from safehold.hashing import ContentHashes, hash_file
+from safehold.rules.context import Context
 from safehold.signals import get_signal_type
 from safehold.web.problems import responses
 from safehold.web.security import require, service
@@ -22,11 +25,50 @@ router = APIRouter(prefix="/v1", tags=["scanning"])
 
 MAX_LOOKUP = 1000
 MAX_ID = 256
+MAX_ACCOUNT = 16 * 1024
+"""Bytes of the ``account`` JSON object (account signals for the rules)."""
+MAX_REPORTS = 1_000_000_000
 
 
 def decision(result: MatchResult) -> str:
-    """The scan decision. Until rules decide (a later issue): ``match`` or ``no_match``."""
+    """The lookup decision (no rules run on bare hash values): ``match`` or ``no_match``."""
     return "match" if result.matches else "no_match"
+
+
+def _reports(value: str | int | None) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise InvalidValue("reports must be a whole number of reports (0 or more)") from None
+    if not 0 <= n <= MAX_REPORTS:
+        raise InvalidValue(f"reports must be between 0 and {MAX_REPORTS}")
+    return n
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidValue(f"account: {name} is not a JSON number")
+
+
+def _account(raw: str | None) -> dict[str, Any]:
+    """The caller's account signals: a JSON object of at most 16 KiB."""
+    if raw is None or raw.strip() == "":
+        return {}
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_ACCOUNT:
+        raise InvalidValue(f"account must be a JSON object of at most {MAX_ACCOUNT} bytes")
+    try:
+        value = json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as e:
+        if isinstance(e, InvalidValue):
+            raise
+        raise InvalidValue("account must be a JSON object (of account signals)") from None
+    if not isinstance(value, dict):
+        raise InvalidValue("account must be a JSON object (of account signals)")
+    for k in value:
+        if not 1 <= len(k) <= 64 or "\x00" in k:
+            raise InvalidValue("account: each field name must be 1 to 64 characters")
+    return value
 
 
 def _banks_param(raw: list[str] | None) -> list[str] | None:
@@ -58,7 +100,12 @@ class ScanResponse(BaseModel):
 
     content_id: str | None = None
     account_id: str | None = None
-    decision: str = Field(description="'match' or 'no_match' (rules will add block/hold/review)")
+    decision: str = Field(description="'block', 'hold' or 'allow': the active rules' decision")
+    rules: list[str] = Field(default=[], description="names of the rules that fired")
+    actions: list[str] = Field(
+        default=[], description="side effects queued: review, webhook, preserve, notify"
+    )
+    event_id: int | None = Field(default=None, description="the recorded event (rule input)")
     media: ScanMedia
     signals: dict[str, Any] = Field(description="md5, sha256 and pdq/pdq_quality or vpdq frames")
     matches: list[dict[str, Any]]
@@ -78,6 +125,16 @@ SCAN_BODY: dict[str, Any] = {
                         "content_id": {"type": "string", "maxLength": MAX_ID},
                         "account_id": {"type": "string", "maxLength": MAX_ID},
                         "banks": {"type": "string", "description": "comma-separated bank names"},
+                        "reports": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "how many reports name this content",
+                        },
+                        "account": {
+                            "type": "string",
+                            "maxLength": MAX_ACCOUNT,
+                            "description": "JSON object of account signals for the rules",
+                        },
                     },
                 }
             },
@@ -103,10 +160,19 @@ async def scan(
     content_id: Annotated[str | None, Query(max_length=MAX_ID)] = None,
     account_id: Annotated[str | None, Query(max_length=MAX_ID)] = None,
     banks: Annotated[list[str] | None, Query(description="bank names to match")] = None,
+    reports: Annotated[
+        int | None, Query(ge=0, le=MAX_REPORTS, description="reports naming this content")
+    ] = None,
+    account: Annotated[
+        str | None, Query(max_length=MAX_ACCOUNT, description="JSON object: account signals")
+    ] = None,
 ) -> dict[str, Any]:
     """Upload in the multipart field ``file`` (or as the raw body with its Content-Type).
-    ``content_id``, ``account_id`` and ``banks`` may be form fields or query parameters.
-    The upload is streamed to a bounded temporary file and deleted after hashing."""
+    ``content_id``, ``account_id``, ``banks``, ``reports`` and ``account`` (a JSON
+    object of account signals) may be form fields or query parameters. The active rules
+    decide (``block``, ``hold`` or ``allow``) and may queue actions (a review case, a
+    webhook ...). The upload is streamed to a bounded temporary file, kept in the media
+    store only when a rule asks for review or preservation, and deleted after the decision."""
     svc = service(request)
     svc.matcher_ready()
     if banks:  # an unknown bank is refused before the upload is read
@@ -117,29 +183,48 @@ async def scan(
         account_id = _check_id("account_id", upload.field("account_id") or account_id)
         form_banks = upload.fields.get("banks")
         chosen = _banks_param(form_banks) if form_banks else _banks_param(banks)
+        n_reports = _reports(upload.field("reports") or reports)
+        signals = _account(upload.field("account") or account)
         hashes = await run_in_threadpool(_hash, svc, str(upload.path))
-    finally:
-        upload.discard()
-    result = await run_in_threadpool(
-        svc.replica.matcher.match_content, hashes, banks=chosen, tenant=key.tenant
-    )
-    verdict = decision(result)
-    svc.metrics.scans.labels(verdict).inc()
-    out: dict[str, Any] = {
-        "content_id": content_id,
-        "account_id": account_id,
-        "decision": verdict,
-        "media": {
+        result = await run_in_threadpool(
+            svc.replica.matcher.match_content, hashes, banks=chosen, tenant=key.tenant
+        )
+        found = result.to_dict()
+        media = {
             "kind": hashes.kind,
             "format": hashes.format,
             "bytes": hashes.size,
             "width": hashes.width,
             "height": hashes.height,
-        },
+        }
+        ctx = Context(
+            tenant=key.tenant,
+            content_id=content_id,
+            account_id=account_id,
+            matches=found["matches"],
+            reports=n_reports,
+            account=signals,
+            media=media,
+            signals=hashes.to_json(),
+        )
+        outcome: Outcome = await run_in_threadpool(
+            svc.policy.decide, ctx, upload_path=str(upload.path), hashes=hashes
+        )
+    finally:
+        upload.discard()
+    svc.metrics.scans.labels(outcome.decision).inc()
+    out: dict[str, Any] = {
+        "content_id": content_id,
+        "account_id": account_id,
+        "decision": outcome.decision,
+        "rules": outcome.fired,
+        "actions": outcome.actions,
+        "event_id": outcome.event_id,
+        "media": media,
         "signals": hashes.to_json(),
-        **result.to_dict(),
+        **found,
     }
-    out.setdefault("notes", [])
+    out["notes"] = [*found.get("notes", []), *outcome.notes]
     return out
 
 
