@@ -668,6 +668,7 @@ def test_import_formats(
     assert entry_keys(banks, "blk") == expected
     again = invoke(sqlite_url, "bank", "import", "blk", feed, *options, "--json").one()
     assert (again["added"], again["updated"]) == (0, 0)
+    assert again["scanned"] == 0
 
 
 def test_import_defaults_stdin_and_exports(sqlite_url: str, banks: Banks, tmp_path: Path) -> None:
@@ -912,6 +913,13 @@ def test_demo_then_scan_the_queries(sh: Cli, tmp_path: Path) -> None:
     created = cli("demo", "--json").one()  # in the working directory: ./demo-media
     assert created["bank"] == "demo" and created["pictures"] == 12
     assert (created["added"], created["updated"]) == (24, 0)
+    assert created["scanned"] == 8  # the queries went through the rules once
+    from safehold.store import Database
+    from safehold.store.models import Event
+
+    with Database(cli.db_url) as db, db.session() as s:
+        decisions = sorted(e.decision for e in s.query(Event).all())
+    assert decisions == ["allow"] * 3 + ["block"] * 5
 
     run = cli("scan", "demo-media/queries", "--json")
     by_name = {Path(x["path"]).name: x for x in run.json()}

@@ -881,12 +881,15 @@ def demo_cmd(
     ] = Path("demo-media"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Create the demo bank of synthetic pictures (safe to run again)."""
-    from safehold.demo import create_demo
+    """Create the demo bank of synthetic pictures and scan its queries through the rules,
+    so the review console has cases (safe to run again)."""
+    from safehold.demo import create_demo, scan_demo_queries
 
     with _errors(as_json):
         with err.status("drawing synthetic pictures and filling the demo bank ..."):
-            res = create_demo(_db(), directory)
+            db = _db()
+            res = create_demo(db, directory)
+            scanned = scan_demo_queries(db, res)
         if as_json:
             _emit(
                 {
@@ -894,6 +897,7 @@ def demo_cmd(
                     "directory": str(res.directory),
                     "pictures": len(res.pictures),
                     "queries": [str(q) for q in res.queries],
+                    "scanned": scanned,
                     **(res.added.to_dict() if res.added else {}),
                 }
             )
@@ -901,7 +905,15 @@ def demo_cmd(
             err.print(
                 f"demo bank [bold]{_show(res.bank)}[/]: {len(res.pictures)} synthetic pictures in "
                 f"{_show(res.directory)}/bank.\nTry: safehold scan {_show(res.directory)}/queries"
-                "\nFor the HTTP API, make a key: safehold key create --scopes scan,banks:read",
+                "\nFor the HTTP API, make a key: safehold key create --scopes scan,banks:read"
+                + (
+                    f"\n{scanned} demo uploads scanned through the rules: their review cases "
+                    "open when `safehold serve` runs."
+                    if scanned
+                    else ""
+                )
+                + "\nFor the review console (/ui/), make a login: "
+                "safehold user create NAME --role admin",
                 markup=True,
             )
 
@@ -927,9 +939,9 @@ def serve_cmd(
     with _errors(False):
         db = _db()
         if demo:
-            from safehold.demo import create_demo
+            from safehold.demo import create_demo, scan_demo_queries
 
-            create_demo(db)
+            scan_demo_queries(db, create_demo(db))
         err.print(f"safehold {__version__} on http://{host}:{port}/ (database: {db.describe()})")
         # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -112,3 +112,48 @@ def create_demo(db: Database, directory: Path | str = "demo-media") -> DemoResul
         entries.append(make_entry("md5", h.md5, [label], "local", ext, note))
     result.added = banks.add(DEMO_BANK, entries, added_by="safehold demo")
     return result
+
+
+def scan_demo_queries(db: Database, result: DemoResult) -> int:
+    """Scan the demo's query pictures through the active rules, as uploads from two demo
+    accounts, so the review console has cases to work (the built-in rules block a match
+    and queue it for review; the job worker of ``safehold serve`` opens the cases).
+    Runs once per database: returns the number of pictures scanned (0 when done before).
+    """
+    import os
+
+    from sqlalchemy import func, select
+
+    from safehold.actions.dispatch import Policy
+    from safehold.audit import AuditLog
+    from safehold.banks.matcher import Matcher
+    from safehold.jobs import Jobs
+    from safehold.media_store import MediaStore, default_media_root
+    from safehold.rules.context import Context
+    from safehold.rules.store import RuleSets
+    from safehold.store.models import Event
+
+    with db.session() as s:
+        done = s.scalar(select(func.count(Event.id)).where(Event.content_id.like("demo-upload-%")))
+    if done:
+        return 0
+    matcher = Matcher(db)
+    jobs = Jobs.from_url(os.environ.get("SAFEHOLD_QUEUE_URL"), db.url)
+    media = MediaStore(db, os.environ.get("SAFEHOLD_MEDIA_DIR") or default_media_root(db))
+    rulesets = RuleSets(db)
+    policy = Policy(db, rulesets=rulesets, jobs=jobs, media=media, audit=AuditLog(db))
+    try:
+        for n, path in enumerate(result.queries, 1):
+            hashes = hash_file(path, dihedral=True)
+            found = matcher.match_content(hashes).to_dict()
+            ctx = Context(
+                content_id=f"demo-upload-{n}",
+                account_id=f"demo-account-{n % 2 + 1}",
+                matches=found["matches"],
+                media={"kind": hashes.kind, "format": hashes.format, "bytes": hashes.size},
+                signals=hashes.to_json(),
+            )
+            policy.decide(ctx, upload_path=str(path), hashes=hashes)
+    finally:
+        jobs.close()
+    return len(result.queries)
