@@ -263,3 +263,32 @@ def test_concurrent_appends_keep_one_chain(db_url: str) -> None:
     finally:
         for d in dbs:
             d.close()
+
+
+def test_permission_changes_and_exports_are_audited(db: Database, audit: AuditLog) -> None:
+    """API keys made and revoked, banks shared, unshared and deleted, and bank exports
+    each leave an entry, in the same transaction as the change."""
+    from safehold.access.keys import ApiKeys
+    from safehold.banks import Banks
+    from safehold.banks.repository import audit_export
+
+    keys = ApiKeys(db)
+    _, info = keys.create(scopes="scan", tenant="acme", created_by="cli:ops")
+    keys.revoke(info.key_id, by="key:abc")
+    banks = Banks(db)
+    banks.create("shared-list", tenant="acme")
+    banks.share("shared-list", "beta", tenant="acme", by="cli:ops")
+    banks.unshare("shared-list", "beta", tenant="acme", by="cli:ops")
+    audit_export(db, "shared-list", "csv", by="cli:ops", tenant="acme")
+    banks.delete("shared-list", by="cli:ops")
+    got = [(e.actor, e.action, e.object_type, e.object_id) for e in reversed(audit.list())]
+    assert got == [
+        ("cli:ops", "key_create", "key", info.key_id),
+        ("key:abc", "key_revoke", "key", info.key_id),
+        ("cli:ops", "bank_share", "bank", "shared-list"),
+        ("cli:ops", "bank_unshare", "bank", "shared-list"),
+        ("cli:ops", "export", "bank", "shared-list"),
+        ("cli:ops", "bank_delete", "bank", "shared-list"),
+    ]
+    assert all(e.tenant == "acme" for e in audit.list())
+    assert audit.verify().ok

@@ -280,7 +280,7 @@ def bank_share(
     from safehold.banks import Banks
 
     with _errors(as_json):
-        info = Banks(_db()).share(name, tenant)
+        info = Banks(_db()).share(name, tenant, by=_who())
         if as_json:
             _emit(info.to_dict())
         else:
@@ -297,7 +297,7 @@ def bank_unshare(
     from safehold.banks import Banks
 
     with _errors(as_json):
-        info = Banks(_db()).unshare(name, tenant)
+        info = Banks(_db()).unshare(name, tenant, by=_who())
         if as_json:
             _emit(info.to_dict())
         else:
@@ -330,7 +330,7 @@ def key_create(
 
     with _errors(as_json):
         key, info = ApiKeys(_db()).create(
-            scopes=scopes, tenant=tenant, name=name, rate=rate, burst=burst, created_by="cli"
+            scopes=scopes, tenant=tenant, name=name, rate=rate, burst=burst, created_by=_who()
         )
         if as_json:
             _emit({"key": key, **info.to_dict()})
@@ -387,7 +387,7 @@ def key_revoke(
 
     with _errors(as_json):
         m = KEY_FORMAT.fullmatch(key_id.strip())
-        info = ApiKeys(_db()).revoke(m.group(1) if m else key_id.strip())
+        info = ApiKeys(_db()).revoke(m.group(1) if m else key_id.strip(), by=_who())
         if as_json:
             _emit(info.to_dict())
         else:
@@ -413,7 +413,7 @@ def bank_delete(
                 )
             n = sum(info.counts.values())
             typer.confirm(f"Delete bank {name!r} and its {n:,} entries?", abort=True)
-        n = banks.delete(name)
+        n = banks.delete(name, by=_who())
         if as_json:
             _emit({"deleted": name, "entries": n})
         else:
@@ -638,8 +638,12 @@ def bank_export(
     from safehold.banks.formats import write
 
     with _errors(False):
-        banks = Banks(_db())
-        banks.get(name)
+        from safehold.banks.repository import audit_export
+
+        db = _db()
+        banks = Banks(db)
+        info = banks.get(name)
+        audit_export(db, name, fmt, by=_who(), tenant=info.tenant)
         if output is None:
             n = write(banks.iter_entries(name), sys.stdout, fmt)
         else:

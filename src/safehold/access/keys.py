@@ -33,6 +33,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 
+from safehold.audit import AuditLog
 from safehold.banks.entries import DEFAULT_TENANT, check_tenant
 from safehold.errors import InvalidValue, NotFound, Unauthorized, preview
 from safehold.store import changes
@@ -164,6 +165,15 @@ class ApiKeys:
             s.add(row)
             s.flush()
             info = _info(row)
+            AuditLog(self.db).append(
+                created_by or "system",
+                "key_create",
+                object_type="key",
+                object_id=key_id,
+                details={"scopes": scope_list, "name": name},
+                tenant=tenant,
+                session=s,
+            )
         return key, info
 
     def list(self, *, tenant: str | None = None, revoked: bool = False) -> list[ApiKeyInfo]:
@@ -179,7 +189,7 @@ class ApiKeys:
         with self.db.session() as s:
             return _info(self._row(s, key_id, tenant))
 
-    def revoke(self, key_id: str, *, tenant: str | None = None) -> ApiKeyInfo:
+    def revoke(self, key_id: str, *, tenant: str | None = None, by: str = "system") -> ApiKeyInfo:
         """Revoke a key (idempotent); every replica stops accepting it at once."""
         with self.db.session() as s:
             row = self._row(s, key_id, tenant)
@@ -187,6 +197,14 @@ class ApiKeys:
                 row.revoked_at = utcnow()
                 s.flush()
                 changes.record(s.connection(), changes.KEY, key_id=row.key_id)
+                AuditLog(self.db).append(
+                    by,
+                    "key_revoke",
+                    object_type="key",
+                    object_id=row.key_id,
+                    tenant=row.tenant,
+                    session=s,
+                )
             info = _info(row)
         self.forget(key_id)
         return info

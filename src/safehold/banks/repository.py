@@ -140,7 +140,9 @@ class Banks:
                 q = q.limit(limit)
             return self._infos(s, list(s.scalars(q)))
 
-    def share(self, name: str, with_tenant: str, *, tenant: str | None = None) -> BankInfo:
+    def share(
+        self, name: str, with_tenant: str, *, tenant: str | None = None, by: str = "system"
+    ) -> BankInfo:
         """Share a bank read-only with another tenant (idempotent)."""
         check_tenant(with_tenant)
         with self.db.session() as s:
@@ -156,9 +158,12 @@ class Banks:
                 s.add(BankShare(bank_id=bank.id, tenant=with_tenant, created_at=utcnow()))
                 s.flush()
                 changes.record(s.connection(), changes.BANK, bank_id=bank.id)
+                _audit(s, self.db, by, "bank_share", bank, {"with_tenant": with_tenant})
             return self._infos(s, [bank])[0]
 
-    def unshare(self, name: str, with_tenant: str, *, tenant: str | None = None) -> BankInfo:
+    def unshare(
+        self, name: str, with_tenant: str, *, tenant: str | None = None, by: str = "system"
+    ) -> BankInfo:
         """Stop sharing a bank with a tenant (idempotent)."""
         with self.db.session() as s:
             bank = self._bank(s, name, tenant, write=True)
@@ -169,6 +174,7 @@ class Banks:
             )
             if gone.rowcount:  # type: ignore[attr-defined]
                 changes.record(s.connection(), changes.BANK, bank_id=bank.id)
+                _audit(s, self.db, by, "bank_unshare", bank, {"with_tenant": with_tenant})
             return self._infos(s, [bank])[0]
 
     def _infos(self, s: Session, banks: builtins.list[Bank]) -> builtins.list[BankInfo]:
@@ -212,7 +218,7 @@ class Banks:
             changes.record(s.connection(), changes.BANK, bank_id=bank.id)
             return self._infos(s, [bank])[0]
 
-    def delete(self, name: str, *, tenant: str | None = None) -> int:
+    def delete(self, name: str, *, tenant: str | None = None, by: str = "system") -> int:
         """Delete a bank and its entries; returns how many entries went with it."""
         with self.db.session() as s:
             bank = self._bank(s, name, tenant, write=True)
@@ -223,6 +229,7 @@ class Banks:
             bank_id = bank.id
             s.execute(delete(Entry).where(Entry.bank_id == bank_id))
             s.execute(delete(BankShare).where(BankShare.bank_id == bank_id))
+            _audit(s, self.db, by, "bank_delete", bank, {"entries": int(n)})
             s.delete(bank)
             s.flush()
             changes.record(s.connection(), changes.BANK, bank_id=bank_id)
@@ -662,4 +669,35 @@ def _record(e: Entry, bank_name: str) -> EntryRecord:
         added_at=e.added_at,
         added_by=e.added_by,
         note=e.note,
+    )
+
+
+def _audit(
+    s: Session, db: Database, by: str, action: str, bank: Bank, details: dict[str, Any]
+) -> None:
+    """An audit entry for a change of who may see a bank, in the change's transaction."""
+    from safehold.audit import AuditLog
+
+    AuditLog(db).append(
+        by,
+        action,
+        object_type="bank",
+        object_id=bank.name,
+        details=details,
+        tenant=bank.tenant,
+        session=s,
+    )
+
+
+def audit_export(db: Database, name: str, fmt: str, *, by: str, tenant: str | None = None) -> None:
+    """Record that a bank was exported (the audit log keeps every export)."""
+    from safehold.audit import AuditLog
+
+    AuditLog(db).append(
+        by,
+        "export",
+        object_type="bank",
+        object_id=name,
+        details={"format": fmt},
+        tenant=tenant or DEFAULT_TENANT,
     )

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from safehold.access.keys import ApiKeyInfo
 from safehold.banks.entries import BANK_NAME, MAX_NOTE, TENANT, EntryInput, make_entry
 from safehold.banks.formats import EXPORT_FORMATS, parse, write
+from safehold.banks.repository import audit_export
 from safehold.errors import (
     ImportFailed,
     InvalidValue,
@@ -209,7 +210,7 @@ def delete_bank(
     request: Request, name: BankName, key: ApiKeyInfo = Depends(require("banks:write"))
 ) -> dict[str, Any]:
     svc = service(request)
-    n = svc.banks.delete(name, tenant=key.tenant)
+    n = svc.banks.delete(name, tenant=key.tenant, by=f"key:{key.key_id}")
     svc.replica.sync()
     return {"deleted": name, "entries": n}
 
@@ -481,6 +482,7 @@ def export_bank(
             f"cannot export as {format[:40]!r}; use one of: {', '.join(EXPORT_FORMATS)}"
         )
     svc.banks.get(name, tenant=key.tenant)  # 404 before the stream starts
+    audit_export(svc.db, name, format, by=f"key:{key.key_id}", tenant=key.tenant)
     media = {"jsonl": "application/x-ndjson", "csv": "text/csv"}.get(format, "text/plain")
 
     def chunks() -> Iterator[bytes]:
@@ -532,7 +534,7 @@ def share_bank(
     key: ApiKeyInfo = Depends(require("admin")),
 ) -> dict[str, Any]:
     svc = service(request)
-    info = svc.banks.share(name, tenant, tenant=key.tenant)
+    info = svc.banks.share(name, tenant, tenant=key.tenant, by=f"key:{key.key_id}")
     svc.replica.sync()
     return _bank_json(info, key)
 
@@ -549,6 +551,6 @@ def unshare_bank(
     key: ApiKeyInfo = Depends(require("admin")),
 ) -> dict[str, Any]:
     svc = service(request)
-    info = svc.banks.unshare(name, tenant, tenant=key.tenant)
+    info = svc.banks.unshare(name, tenant, tenant=key.tenant, by=f"key:{key.key_id}")
     svc.replica.sync()
     return _bank_json(info, key)

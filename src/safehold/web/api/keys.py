@@ -62,5 +62,5 @@ def revoke_key(
     key: ApiKeyInfo = Depends(require("admin")),
 ) -> dict[str, Any]:
     svc = service(request)
-    info = svc.keys.revoke(key_id, tenant=key.tenant)
+    info = svc.keys.revoke(key_id, tenant=key.tenant, by=f"key:{key.key_id}")
     return info.to_dict()
