@@ -227,31 +227,19 @@ class AuditLog:
             last_id, last_hash = self._lock_head(s)
             new_id = last_id + 1
             at = utcnow()
-            digest = entry_hash(
-                id=new_id,
-                at=at,
-                tenant=tenant,
-                actor=actor,
-                action=action,
-                object_type=otype,
-                object_id=oid,
-                details=plain,
-                prev_hash=last_hash,
-            )
-            s.execute(
-                insert(AuditEntry).values(
-                    id=new_id,
-                    at=at,
-                    tenant=tenant,
-                    actor=actor,
-                    action=action,
-                    object_type=otype,
-                    object_id=oid,
-                    details=plain,
-                    prev_hash=last_hash,
-                    hash=digest,
-                )
-            )
+            fields: dict[str, Any] = {
+                "id": new_id,
+                "at": at,
+                "tenant": tenant,
+                "actor": actor,
+                "action": action,
+                "object_type": otype,
+                "object_id": oid,
+                "details": plain,
+                "prev_hash": last_hash,
+            }
+            digest = entry_hash(**fields)
+            s.execute(insert(AuditEntry).values(**fields, hash=digest))
             s.execute(
                 update(AuditHead).where(AuditHead.id == 1).values(last_id=new_id, last_hash=digest)
             )

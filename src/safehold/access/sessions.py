@@ -9,7 +9,6 @@ token, which every state-changing console request must send back.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from sqlalchemy import delete, select, update
 
 from safehold.access.users import UserInfo, user_info
 from safehold.audit import AuditLog
+from safehold.settings import env_float
 from safehold.store.db import Database
 from safehold.store.models import User, UserSession, utcnow
 
@@ -25,21 +25,12 @@ TOUCH_SECONDS = 60.0
 """``last_seen_at`` is written at most this often per session."""
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 def idle_timeout() -> timedelta:
-    return timedelta(minutes=_env_float("SAFEHOLD_SESSION_IDLE_MINUTES", 30.0))
+    return timedelta(minutes=env_float("SAFEHOLD_SESSION_IDLE_MINUTES", 30.0))
 
 
 def absolute_timeout() -> timedelta:
-    return timedelta(hours=_env_float("SAFEHOLD_SESSION_HOURS", 12.0))
+    return timedelta(hours=env_float("SAFEHOLD_SESSION_HOURS", 12.0))
 
 
 def token_hash(token: str) -> str:

@@ -63,6 +63,7 @@ from safehold.cases.model import (
 )
 from safehold.cases.wellness import Wellness
 from safehold.errors import Conflict, Forbidden, InvalidValue, NotFound, preview
+from safehold.settings import env_float
 from safehold.store.db import Database
 from safehold.store.models import (
     Case,
@@ -84,20 +85,11 @@ URGENT_SEVERITY = taxonomy.LABELS["A1"].severity
 DecidedListener = Callable[[CaseInfo, DecisionInfo], None]
 
 
-def _hours(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 def default_sla(priority: int) -> timedelta:
     """The SLA for a priority: urgent (A1's severity or more) or normal."""
     if priority >= URGENT_SEVERITY:
-        return timedelta(hours=_hours("SAFEHOLD_SLA_URGENT_HOURS", 4.0))
-    return timedelta(hours=_hours("SAFEHOLD_SLA_HOURS", 24.0))
+        return timedelta(hours=env_float("SAFEHOLD_SLA_URGENT_HOURS", 4.0))
+    return timedelta(hours=env_float("SAFEHOLD_SLA_HOURS", 24.0))
 
 
 def two_person_actions() -> frozenset[str]:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import threading
 import time
@@ -27,6 +26,7 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 
 from safehold.errors import Forbidden, RateLimited, SafeholdError
+from safehold.settings import env_float
 from safehold.web.service import Service
 
 SESSION_COOKIE = "safehold_session"
@@ -223,8 +223,8 @@ class LoginThrottle:
     def __init__(
         self, limit: int | None = None, window: float | None = None, max_names: int = 10_000
     ) -> None:
-        self.limit = limit or int(os.environ.get("SAFEHOLD_LOGIN_FAILURES") or 5)
-        self.window = window or float(os.environ.get("SAFEHOLD_LOGIN_WINDOW") or 900)
+        self.limit = limit or int(env_float("SAFEHOLD_LOGIN_FAILURES", 5))
+        self.window = window or env_float("SAFEHOLD_LOGIN_WINDOW", 900)
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_names
