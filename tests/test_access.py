@@ -287,7 +287,7 @@ def redis_url() -> Iterator[str]:
 def test_redis_limiter_shares_the_bucket_between_replicas(db: Database, redis_url: str) -> None:
     import redis
 
-    key = new_key(db, "banks:read", rate=1, burst=2)
+    key = new_key(db, "banks:read", rate=0.01, burst=2)
     h = bearer(key)
     r = redis.Redis.from_url(redis_url)
     bucket = f"safehold:rl:{key_id(key)}"
