@@ -378,3 +378,30 @@ rules:
         assert msg["data"]["decision_id"] == decision.id and msg["data"]["action"] == "remove"
         assert msg["data"]["label"] == "A1" and msg["data"]["event_ids"] == [out.event_id]
         assert "reason" not in msg["data"]
+
+
+def test_actions_whose_job_was_lost_are_queued_again(
+    db: Database, parts: tuple[Policy, JobContext]
+) -> None:
+    """The queue lost run_actions (down, restarted without persistence, a killed
+    worker): the once-a-minute sweep queues it again, and the case opens."""
+    from datetime import timedelta
+
+    from safehold.actions.run import sweep_events, unfinished_events
+    from safehold.store.models import utcnow
+
+    policy, ctx = parts
+    out = policy.decide(context(matches=[MATCH], account_id="lost"))
+    done = policy.decide(context(matches=[MATCH], account_id="fine"))
+    run_actions(ctx, done.event_id)
+    ctx.jobs.flush()  # the job of the first event is lost
+    assert unfinished_events(db) == []  # too recent: its job may still be queued
+    with db.session() as s:
+        for event_id in (out.event_id, done.event_id):
+            s.get_one(Event, event_id).at = utcnow() - timedelta(minutes=5)
+    assert unfinished_events(db) == [out.event_id]
+    sweep_events(ctx)
+    assert ctx.jobs.pending() == 1
+    assert run_actions(ctx, out.event_id).done == ["review"]
+    assert unfinished_events(db) == []
+    assert {c.account_id for c in ctx.cases.list_cases("acme").cases} == {"lost", "fine"}

@@ -236,3 +236,12 @@ def test_replay_keeps_twenty_examples(db: Database) -> None:
         _event(db, Context(content_id=str(i), reports=1), "allow")
     report = replay(db, parse_rules(HOLD_REPORTED))
     assert report.changed == 25 and len(report.examples) == 20
+
+
+def test_builtin_rules_are_active_only_until_a_version_is(db: Database) -> None:
+    sets = RuleSets(db)
+    assert sets.get(0).active
+    sets.save("rules: []\n")
+    assert not sets.get(0).active and sets.active().version == 1
+    sets.activate(0)
+    assert sets.get(0).active and not sets.get(1).active

@@ -885,8 +885,10 @@ def demo_cmd(
     ] = Path("demo-media"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Create the demo bank of synthetic pictures and scan its queries through the rules,
-    so the review console has cases (safe to run again)."""
+    """Create the demo bank of synthetic pictures (safe to run again).
+
+    The first time, its query pictures are also scanned through the rules, so the
+    review console has cases to work."""
     from safehold.demo import create_demo, scan_demo_queries
 
     with _errors(as_json):

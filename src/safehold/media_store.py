@@ -12,6 +12,7 @@ the owner only, and the bytes are checked against the SHA-256 the caller compute
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -151,6 +152,8 @@ class MediaStore:
         dest = self._file(rel)
         if dest.is_file():
             return
+        if not self.root.is_dir():  # private: the file names are content digests
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
         digest = hashlib.sha256()
@@ -189,7 +192,14 @@ class MediaStore:
         info = self.info(media_id)
         file = self._file(info.path)
         if not file.is_file():
-            raise NotFound(f"the file of media {media_id} is missing from {self.root}")
+            # the path is for the operator's log, not for whoever asked
+            logging.getLogger("safehold.media").warning(
+                "the file of media %s is missing from %s", media_id, self.root
+            )
+            raise NotFound(
+                f"the file of media {media_id} is missing from the media directory; "
+                "ask an operator to restore it from backup"
+            )
         return file
 
     def preserve(self, media_id: int, *, session: Session | None = None) -> MediaInfo:

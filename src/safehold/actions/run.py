@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from safehold.actions.webhooks import Webhooks, webhooks_for
@@ -167,6 +167,59 @@ def run_actions(ctx: JobContext, event_id: int) -> RunReport:
             f"event {event_id}: {len(report.retry)} action(s) to retry: {report.retry}"
         )
     return report
+
+
+SWEEP_AFTER = timedelta(minutes=2)
+"""An event whose actions are still not carried out this long after it was recorded
+(its job was lost: the queue was down, restarted without persistence, or a worker was
+killed) is queued again by :func:`sweep_events`."""
+SWEEP_WINDOW = timedelta(days=1)
+SWEEP_LIMIT = 5000
+
+
+def unfinished_events(db: Any, *, now: datetime | None = None) -> list[int]:
+    """Ids of events recorded between a day and two minutes ago whose side effects are
+    not all ``done`` or ``error`` (and not claimed by a live worker)."""
+    now = now or utcnow()
+    with db.session() as s:
+        rows = s.execute(
+            select(Event.id, Event.actions)
+            .where(
+                Event.at >= now - SWEEP_WINDOW,
+                Event.at <= now - SWEEP_AFTER,
+                func.json_array_length(Event.actions) > 0,
+            )
+            .order_by(Event.id.desc())
+            .limit(SWEEP_LIMIT)
+        ).all()
+    out = []
+    for event_id, actions in rows:
+        for action in actions or []:
+            if not isinstance(action, dict):
+                continue
+            state = action.get("state")
+            if state in ("done", "error"):
+                continue
+            if state == "running":
+                try:
+                    since = datetime.fromisoformat(str(action.get("claimed_at")))
+                except ValueError:
+                    since = now - CLAIM_STALE
+                if now - since < CLAIM_STALE:
+                    continue
+            out.append(int(event_id))
+            break
+    return sorted(out)
+
+
+@job("sweep_events", retries=0, periodic=True)
+def sweep_events(ctx: JobContext) -> None:
+    """Job, once a minute: queue again the actions of events whose job was lost."""
+    ids = unfinished_events(ctx.db)
+    for event_id in ids:
+        ctx.jobs.enqueue("run_actions", event_id)
+    if ids:
+        log.warning("re-queued the actions of %s events whose job was lost", len(ids))
 
 
 @job("run_actions", retries=5, retry_delay=5.0)

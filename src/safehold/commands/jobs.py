@@ -40,7 +40,9 @@ def worker_cmd(
 
     Use it with `safehold serve --no-worker`: rule actions then run here."""
     from safehold.actions.worker import open_queue, run_worker
+    from safehold.logs import configure_logging
 
+    configure_logging()
     with _errors(False):
         db = _db()
         jobs = open_queue(db, queue)

@@ -83,7 +83,7 @@ class RuleHitInfo:
         }
 
 
-def builtin(tenant: str = "default") -> StoredRules:
+def builtin(tenant: str = "default", *, active: bool = True) -> StoredRules:
     return StoredRules(
         id=None,
         version=0,
@@ -91,7 +91,7 @@ def builtin(tenant: str = "default") -> StoredRules:
         source=DEFAULT_SOURCE,
         created_at=None,
         created_by=None,
-        active=True,
+        active=active,
         tenant=tenant,
         note="built-in default rules",
     )
@@ -152,7 +152,13 @@ class RuleSets:
     def get(self, version: int, tenant: str = "default") -> StoredRules:
         """One version; 0 is the built-in rules. Raises NotFound naming the versions."""
         if version == 0:
-            return builtin(tenant)
+            with self.db.session() as s:
+                stored_active = s.scalar(
+                    select(RuleSetRow.id).where(
+                        RuleSetRow.tenant == tenant, RuleSetRow.active.is_(True)
+                    )
+                )
+            return builtin(tenant, active=stored_active is None)
         with self.db.session() as s:
             row = s.scalars(
                 select(RuleSetRow).where(RuleSetRow.tenant == tenant, RuleSetRow.version == version)
