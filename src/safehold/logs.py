@@ -7,6 +7,7 @@ sets the level (default ``info``); ``SAFEHOLD_LOG_FORMAT=json|console`` the form
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -14,6 +15,22 @@ import sys
 import structlog
 
 _configured = False
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the time of writing; a closed stream (a test
+    harness that captured it, a terminal gone) drops the line instead of raising in
+    the thread that logged."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except (ValueError, OSError):
+            return 0
+
+    def flush(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
 
 
 def configure_logging() -> None:
@@ -35,7 +52,7 @@ def configure_logging() -> None:
     ]
     # The library's own modules log through the standard ``logging`` module (loggers
     # named ``safehold.*``: jobs, actions, webhooks); their lines get the same format.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
@@ -57,6 +74,6 @@ def configure_logging() -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
