@@ -55,8 +55,11 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRA
 log = structlog.get_logger("safehold.web")
 
 DESCRIPTION = """
-Hash matching for child safety. Send an upload to `POST /v1/scan` (or hashes computed
-on the device to `POST /v1/lookup`) and get the matches and a decision back.
+Hash matching for child safety. Send an upload to `POST /v1/scan` and get the matches
+and the decision of your rules back (`block`, `hold` or `allow`; the rules also open
+review cases and send webhooks), or match hashes computed on the device with
+`POST /v1/lookup`. Rules live under `/v1/rules`, webhook deliveries under
+`/v1/webhooks`; people review cases in the console at `/ui/`.
 
 Every `/v1` route needs an API key (`Authorization: Bearer shk_...`, made with
 `safehold key create`) with the scope the route names: `scan`, `banks:read`,
