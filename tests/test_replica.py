@@ -619,3 +619,17 @@ def test_a_reused_entry_id_leaves_no_ghost_in_the_index(
     replica.sync()
     assert matched(replica, "pdq", second) == []
     assert_in_step(replica, db)
+
+
+def test_a_stopped_replica_never_starts_following(
+    make_replica: Callable[..., IndexReplica],
+) -> None:
+    """Shutdown can come while the index is still loading in the background: the load
+    must not start a follower thread afterwards."""
+    import threading
+
+    replica = make_replica()
+    replica.stop()
+    replica.start()  # what the background load does when it finishes
+    assert replica.loaded
+    assert not [t for t in threading.enumerate() if t.name == "safehold-replica" and t.is_alive()]

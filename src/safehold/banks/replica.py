@@ -89,6 +89,10 @@ class IndexReplica:
         self._error: str | None = None
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
+        self._closed = False
+        """Set by :meth:`stop`: a load still running when the service shut down must not
+        start a follower afterwards."""
+        self._life = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -116,19 +120,23 @@ class IndexReplica:
         """Follow the change log in a background thread (loads first if needed)."""
         if self._matcher is None:
             self.load()
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        target = self._listen if self.db.backend == "postgresql" else self._poll
-        self._thread = threading.Thread(target=target, name="safehold-replica", daemon=True)
-        self._thread.start()
+        with self._life:
+            if self._thread is not None or self._closed:
+                return
+            self._stop.clear()
+            target = self._listen if self.db.backend == "postgresql" else self._poll
+            self._thread = threading.Thread(target=target, name="safehold-replica", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        """Stop following for good (a later :meth:`start` does nothing)."""
+        with self._life:
+            self._closed = True
+            self._stop.set()
+            self._wake.set()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
 
     @property
     def matcher(self) -> Matcher:

@@ -92,8 +92,10 @@ def create_app(
         try:
             yield
         finally:
-            svc.stop_background()
-            svc.replica.stop()
+            try:
+                svc.stop_background()
+            finally:
+                svc.replica.stop()
             log.info("stopped")
 
     app = FastAPI(
