@@ -850,21 +850,38 @@ class Cases:
 
     def confirm(self, decision_id: int, user: UserInfo, reason: str = "") -> DecisionInfo:
         """A second person confirms a proposed decision: the case moves on."""
+        info, case_after = self._settle(decision_id, user, reason, "confirmed")
+        self._notify(case_after, info)
+        return info
+
+    def reject(self, decision_id: int, user: UserInfo, reason: str = "") -> DecisionInfo:
+        """A second person rejects a proposed decision: the case goes back to review."""
+        return self._settle(decision_id, user, reason, "rejected")[0]
+
+    def _settle(
+        self, decision_id: int, user: UserInfo, reason: str, status: str
+    ) -> tuple[DecisionInfo, CaseInfo]:
+        """The second person's answer to a proposed decision (``confirmed``: the case
+        moves on with the decision's action; ``rejected``: back to review), audited."""
         reason = _clean_text(reason, MAX_REASON, "reason")
         with self.db.session() as s:
             me = self._person(s, user, "review")
             row, case = self._pending(s, decision_id, me)
             now = utcnow()
-            row.status = "confirmed"
+            row.status = status
             row.confirmed_by = me.id
             row.confirmed_at = now
-            self._apply(case, row.action, now)
+            if status == "confirmed":
+                self._apply(case, row.action, now)
+            else:
+                case.state = "in_review"
+                case.decided_at = None
             case.updated_at = now
             s.flush()
             self._audit(
                 s,
                 me,
-                "confirm",
+                "confirm" if status == "confirmed" else "reject",
                 case,
                 {
                     "decision_id": int(row.id),
@@ -874,37 +891,7 @@ class Cases:
                 },
             )
             info = decision_info(row, self._names(s, [row.user_id, me.id]), case.state)
-            case_after = self._info(s, case)
-        self._notify(case_after, info)
-        return info
-
-    def reject(self, decision_id: int, user: UserInfo, reason: str = "") -> DecisionInfo:
-        """A second person rejects a proposed decision: the case goes back to review."""
-        reason = _clean_text(reason, MAX_REASON, "reason")
-        with self.db.session() as s:
-            me = self._person(s, user, "review")
-            row, case = self._pending(s, decision_id, me)
-            now = utcnow()
-            row.status = "rejected"
-            row.confirmed_by = me.id
-            row.confirmed_at = now
-            case.state = "in_review"
-            case.decided_at = None
-            case.updated_at = now
-            s.flush()
-            self._audit(
-                s,
-                me,
-                "reject",
-                case,
-                {
-                    "decision_id": int(row.id),
-                    "action": row.action,
-                    "label": row.label,
-                    "reason": reason,
-                },
-            )
-            return decision_info(row, self._names(s, [row.user_id, me.id]), case.state)
+            return info, self._info(s, case)
 
     def _notify(self, case: CaseInfo, decision: DecisionInfo) -> None:
         for listener in list(self.decided_listeners):
