@@ -58,6 +58,11 @@ REQUIRED_SCOPE: dict[tuple[str, str], str] = {
     ("POST", "/v1/rules/versions/{version}/activate"): "admin",
     ("GET", "/v1/webhooks/deliveries"): "admin",
     ("POST", "/v1/webhooks/deliveries/{delivery_id}/replay"): "admin",
+    ("POST", "/v1/reports"): "reports",
+    ("GET", "/v1/reports"): "reports",
+    ("GET", "/v1/reports/{number}"): "reports",
+    ("GET", "/v1/complaints/summary"): "reports",
+    ("GET", "/v1/blocklist"): "blocklist",
 }
 """The scope each operation of the OpenAPI document needs (``admin`` implies all)."""
 
@@ -68,6 +73,7 @@ PATH_VALUES = {
     "key_id": "0" * 12,
     "version": "1",
     "delivery_id": "999999",
+    "number": "R-0000-0000",
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 UNKNOWN_KEY = "shk_0123456789ab_" + "A" * 43
@@ -277,7 +283,7 @@ def test_cli_refuses_unknown_scopes(db_url: str, db: Database, as_json: bool) ->
         assert "shk_" not in r.stdout
         message = " ".join(r.stderr.split())
     assert "unknown scope 'superuser'" in message
-    assert "scan, banks:read, banks:write, admin" in message
+    assert "scan, banks:read, banks:write, reports, blocklist, admin" in message
     assert ApiKeys(db).list() == []
 
 

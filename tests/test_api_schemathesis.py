@@ -19,6 +19,7 @@ of the run hashing.
 from __future__ import annotations
 
 import zlib
+from urllib.parse import urlencode
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -131,8 +132,28 @@ def api_schema(live: Live, request: pytest.FixtureRequest) -> Any:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+MAX_QUERY_BYTES = 48 * 1024
+"""Request lines beyond about 64 KiB are refused by the HTTP parser with a plain-text
+400 before the application sees them (documented in docs/api.md); generated query
+strings are kept below that, so every case reaches the application."""
+
+
+def _fit_query(case: Any) -> None:
+    query = case.query or {}
+    while query and len(urlencode(query, doseq=True).encode()) > MAX_QUERY_BYTES:
+        name = max(query, key=lambda k: len(str(query[k])))
+        value = query[name]
+        if isinstance(value, str):
+            query[name] = value[: len(value) // 2]
+        elif isinstance(value, list) and value:
+            query[name] = value[: len(value) // 2]
+        else:
+            del query[name]
+
+
 def _steer(case: Any, live: Live) -> None:
     """Send half of the cases with path parameters (a stable choice) to real data."""
+    _fit_query(case)
     params = case.path_parameters
     if not params:
         return

@@ -1027,9 +1027,9 @@ def labels_cmd(as_json: JsonOpt = False) -> None:
 
 
 def _register_groups() -> None:
-    from safehold.commands import audit, cases, jobs, rules, users
+    from safehold.commands import audit, cases, intake, jobs, rules, users
 
-    for module in (rules, cases, users, audit, jobs):
+    for module in (rules, cases, users, audit, jobs, intake):
         module.register(app)
 
 

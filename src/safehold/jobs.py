@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("safehold.jobs")
 
 DEFAULT_NAME = "safehold"
-BUILTIN_MODULES = ("safehold.actions.run", "safehold.actions.webhooks")
+BUILTIN_MODULES = ("safehold.actions.run", "safehold.actions.webhooks", "safehold.intake.tasks")
 """Modules whose import registers the built-in jobs (imported when a queue is used)."""
 
 Handler = Callable[..., None]

@@ -7,6 +7,8 @@ created. Each key belongs to one tenant and carries scopes:
 * ``scan`` — ``POST /v1/scan`` and ``POST /v1/lookup``;
 * ``banks:read`` — list and read banks, entries and exports;
 * ``banks:write`` — create, change and delete the tenant's banks and entries;
+* ``reports`` — send reports (a partner's intake) and read the tenant's reports;
+* ``blocklist`` — download the URL block list (network operators);
 * ``admin`` — everything above, plus managing the tenant's keys and bank shares.
 
 Verifying an argon2 hash takes tens of milliseconds on purpose, which a scan API
@@ -40,7 +42,7 @@ from safehold.store import changes
 from safehold.store.db import Database
 from safehold.store.models import ApiKey, utcnow
 
-SCOPES: tuple[str, ...] = ("scan", "banks:read", "banks:write", "admin")
+SCOPES: tuple[str, ...] = ("scan", "banks:read", "banks:write", "reports", "blocklist", "admin")
 PREFIX = "shk"
 KEY_FORMAT = re.compile(r"shk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})")
 CACHE_SECONDS = 60.0

@@ -61,6 +61,12 @@ class CaseInfo:
     items: int = 0
     related_by: tuple[str, ...] = ()
     """Only from :meth:`Cases.related`: ``sha256``, ``pdq`` and/or ``account``."""
+    kind: str = "content"
+    """``content`` (opened by the rules) or ``complaint`` (opened by a report)."""
+    stage: str | None = None
+    """Complaints: ``assess``, ``investigate`` or ``resolved``."""
+    outcome: str | None = None
+    outcome_reason: str | None = None
 
     @property
     def overdue(self) -> bool:
@@ -93,7 +99,10 @@ class CaseInfo:
             "decided_at": _iso(self.decided_at),
             "closed_at": _iso(self.closed_at),
             "items": self.items,
+            "kind": self.kind,
         }
+        if self.kind == "complaint":
+            out.update(stage=self.stage, outcome=self.outcome, outcome_reason=self.outcome_reason)
         if self.related_by:
             out["related_by"] = list(self.related_by)
         return out
@@ -114,6 +123,8 @@ class ItemInfo:
     matches: list[dict[str, Any]]
     reports: int
     added_at: datetime
+    report_id: int | None = None
+    """The report the file came with (complaint cases)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +140,7 @@ class ItemInfo:
             "matches": self.matches,
             "reports": self.reports,
             "added_at": _iso(self.added_at),
+            "report_id": self.report_id,
         }
 
 
@@ -309,6 +321,10 @@ def case_info(
         closed_at=row.closed_at,
         items=items,
         related_by=related_by,
+        kind=row.kind or "content",
+        stage=row.stage,
+        outcome=row.outcome,
+        outcome_reason=row.outcome_reason,
     )
 
 
@@ -326,6 +342,7 @@ def item_info(row: CaseItem, media_kind: str | None) -> ItemInfo:
         matches=list(row.matches or []),
         reports=int(row.reports or 0),
         added_at=row.added_at,
+        report_id=row.report_id,
     )
 
 

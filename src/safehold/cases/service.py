@@ -249,6 +249,15 @@ class Cases:
             return CaseRef(int(case.id), int(item.id), created)
 
     @staticmethod
+    def _not_a_complaint(case: Case) -> None:
+        """Complaints are decided through their own workflow (assess, investigate, resolve)."""
+        if case.kind == "complaint":
+            raise Conflict(
+                f"case {case.id} is a complaint: resolve it with an outcome "
+                "(safehold.intake.Complaints, or the complaint panel in the console)"
+            )
+
+    @staticmethod
     def _serialise(s: Session, key: str) -> None:
         """Take a lock for ``key`` until the transaction ends (PostgreSQL: an advisory
         lock; SQLite: the database write lock, taken by a write that changes nothing)."""
@@ -773,6 +782,7 @@ class Cases:
         with self.db.session() as s:
             me = self._person(s, user, "review")
             case = self._case(s, case_id, me.tenant, lock=True)
+            self._not_a_complaint(case)
             if case.state == "decided":
                 raise Conflict(
                     f"case {case.id} has a proposed decision awaiting a second person: "
@@ -918,6 +928,7 @@ class Cases:
         with self.db.session() as s:
             me = self._person(s, user, "lead")
             case = self._case(s, case_id, me.tenant, lock=True)
+            self._not_a_complaint(case)
             if case.state not in FINAL_STATES:
                 raise Conflict(
                     f"case {case.id} is {case.state}: only actioned, referred or closed "
@@ -939,6 +950,7 @@ class Cases:
         with self.db.session() as s:
             me = self._person(s, user, "lead")
             case = self._case(s, case_id, me.tenant, lock=True)
+            self._not_a_complaint(case)
             if case.state not in OPEN_STATES:
                 raise Conflict(
                     f"case {case.id} is {case.state}: only new or in-review cases are closed"

@@ -311,6 +311,13 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="content", server_default="content")
+    """``content`` (opened by the rules for scanned content) or ``complaint`` (opened by a
+    report from the public or a partner: the assess, investigate, resolve workflow)."""
+    stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """Complaints only: ``assess``, ``investigate`` or ``resolved``."""
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CaseItem(Base):
@@ -332,6 +339,8 @@ class CaseItem(Base):
     matches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     reports: Mapped[int] = mapped_column(Integer, default=0)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    report_id: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    """The report a file came with (complaint cases), else ``None``."""
 
 
 class CaseDecision(Base):
@@ -455,3 +464,195 @@ class AuditHead(Base):
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --------------------------------------------------------------------------- intake
+
+
+class Report(Base):
+    """A report from the public or a partner (``kind`` ``report``), or a person's own
+    hashes made on their device (``kind`` ``hashes``). Checked, extended and withdrawn
+    with its receipt: the ``number`` and a secret kept only as an argon2 hash."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_tenant_created", "tenant", "created_at"),
+        Index("ix_reports_description_digest", "description_digest"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16), default="report")
+    category: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    case_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("cases.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    source: Mapped[str] = mapped_column(String(64), default="public_report")
+    description: Mapped[str] = mapped_column(Text, default="")
+    description_digest: Mapped[str | None] = mapped_column(Digest, nullable=True)
+    platform: Mapped[str] = mapped_column(String(200), default="")
+    username: Mapped[str] = mapped_column(String(200), default="")
+    demographics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    contact: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ReportUrl(Base):
+    """A URL named in a report, canonicalised; reports of the same URL share a case."""
+
+    __tablename__ = "report_urls"
+    __table_args__ = (Index("ix_report_urls_digest", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(BigId, ForeignKey("reports.id", ondelete="CASCADE"))
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    url: Mapped[str] = mapped_column(Text)
+    """As the reporter gave it (cleaned of control characters)."""
+    canonical: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(Digest)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    domain: Mapped[str] = mapped_column(String(255), default="")
+    """The registrable domain (eTLD+1) of the host: whom a notice goes to."""
+
+
+class ReportHash(Base):
+    """One hash a person made of their own image or video on their device, in the
+    consent bank until they withdraw it."""
+
+    __tablename__ = "report_hashes"
+    __table_args__ = (Index("ix_report_hashes_digest", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(BigId, ForeignKey("reports.id", ondelete="CASCADE"))
+    signal_type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(Digest)
+    """The bank entry's value digest (``signal_type:value``)."""
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ReportMessage(Base):
+    """A message between the hotline and a reporter, read with the receipt."""
+
+    __tablename__ = "report_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("reports.id", ondelete="CASCADE"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(16))
+    """``to_reporter`` or ``from_reporter`` (information the reporter added)."""
+    body: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    email_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """``queued``, ``sent`` or ``failed`` when the reporter left an e-mail address."""
+    email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CaseStage(Base):
+    """One stage of a complaint (assess, investigate, resolved): the response-time clocks."""
+
+    __tablename__ = "case_stages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    stage: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class NoticeTemplate(Base):
+    """An operator-editable template of a takedown or blocking notice."""
+
+    __tablename__ = "notice_templates"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant", "kind", "jurisdiction", "language", name="uq_notice_templates_key"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    kind: Mapped[str] = mapped_column(String(16))
+    jurisdiction: Mapped[str] = mapped_column(String(32), default="default")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class HostContact(Base):
+    """Whom to send notices for a domain (the operator's list of hosting providers)."""
+
+    __tablename__ = "host_contacts"
+    __table_args__ = (UniqueConstraint("tenant", "domain", name="uq_host_contacts_domain"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    domain: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    abuse_url: Mapped[str] = mapped_column(Text, default="")
+    jurisdiction: Mapped[str] = mapped_column(String(32), default="default")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notice(Base):
+    """A takedown notice to a host, or a blocking request for network operators,
+    tracked until removal is confirmed (with scheduled rechecks of the URL)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        Index("ix_notices_status_check", "status", "next_check_at"),
+        Index("ix_notices_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    case_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("cases.id", ondelete="SET NULL"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    """``takedown`` (to the host) or ``block`` (a URL block request)."""
+    scope: Mapped[str] = mapped_column(String(16), default="url")
+    """``url`` (block this URL) or ``host`` (block the whole host name: RPZ)."""
+    url: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    domain: Mapped[str] = mapped_column(String(255), default="")
+    jurisdiction: Mapped[str] = mapped_column(String(32), default="default")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    recipient_name: Mapped[str] = mapped_column(String(200), default="")
+    recipient_email: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    sent_via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    next_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    last_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_check_result: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -39,6 +39,7 @@ from safehold.web import problems
 from safehold.web.api import banks as banks_api
 from safehold.web.api import keys as keys_api
 from safehold.web.api import ops as ops_api
+from safehold.web.api import reports as reports_api
 from safehold.web.api import rules as rules_api
 from safehold.web.api import scan as scan_api
 from safehold.web.api import webhooks as webhooks_api
@@ -123,7 +124,7 @@ def create_app(
 
     svc.metrics.on_collect(_gauges)
 
-    for module in (ops_api, scan_api, banks_api, keys_api, rules_api, webhooks_api):
+    for module in (ops_api, scan_api, banks_api, keys_api, rules_api, webhooks_api, reports_api):
         app.include_router(module.router)
     app.include_router(ui_routes.router)
     app.mount(

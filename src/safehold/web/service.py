@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from safehold.access.keys import ApiKeys
 from safehold.access.ratelimit import RateLimiter, default_limits, rate_limiter
@@ -19,6 +20,15 @@ from safehold.banks.repository import Banks
 from safehold.cases.service import Cases
 from safehold.cases.wellness import Wellness
 from safehold.errors import SafeholdError
+from safehold.hashing import ContentHashes
+from safehold.intake import (
+    Complaints,
+    ConsentHashes,
+    HostContacts,
+    Notices,
+    NoticeTemplates,
+    Reports,
+)
 from safehold.jobs import JobContext, Jobs
 from safehold.media import Limits
 from safehold.media_store import MediaStore, default_media_root
@@ -51,6 +61,12 @@ class Service:
     cases: Cases
     wellness: Wellness
     policy: Policy
+    reports: Reports
+    consent: ConsentHashes
+    complaints: Complaints
+    notices: Notices
+    templates: NoticeTemplates
+    contacts: HostContacts
     tmpdir: str | None = None
     hashing: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(_hash_slots())
@@ -67,13 +83,27 @@ class Service:
         rulesets = RuleSets(db)
         jobs = Jobs.from_url(queue_url or os.environ.get("SAFEHOLD_QUEUE_URL"), db.url)
         media = MediaStore(db, os.environ.get("SAFEHOLD_MEDIA_DIR") or default_media_root(db))
+        cases = Cases(db, audit)
+        banks = Banks(db)
+        limits = Limits.from_env()
+
+        def match(hashes: ContentHashes, tenant: str) -> list[dict[str, Any]]:
+            """Bank matches of a reported file, when the index has loaded."""
+            if not replica.loaded:
+                return []
+            return [
+                m.to_dict() for m in replica.matcher.match_content(hashes, tenant=tenant).matches
+            ]
+
+        templates = NoticeTemplates(db, audit)
+        contacts = HostContacts(db, audit)
         return cls(
             db=db,
-            banks=Banks(db),
+            banks=banks,
             keys=keys,
             replica=replica,
             limiter=rate_limiter(redis_url),
-            limits=Limits.from_env(),
+            limits=limits,
             metrics=Metrics(),
             default_rate=default_limits(),
             audit=audit,
@@ -82,9 +112,15 @@ class Service:
             rulesets=rulesets,
             jobs=jobs,
             media=media,
-            cases=Cases(db, audit),
+            cases=cases,
             wellness=Wellness(db),
             policy=Policy(db, rulesets=rulesets, jobs=jobs, media=media, audit=audit),
+            reports=Reports(db, audit, cases, media, match=match, limits=limits, jobs=jobs),
+            consent=ConsentHashes(db, audit, banks=banks),
+            complaints=Complaints(cases, audit),
+            notices=Notices(db, audit, cases, templates=templates, contacts=contacts, jobs=jobs),
+            templates=templates,
+            contacts=contacts,
             tmpdir=os.environ.get("SAFEHOLD_TMPDIR") or None,
         )
 
