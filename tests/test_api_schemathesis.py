@@ -19,10 +19,10 @@ of the run hashing.
 from __future__ import annotations
 
 import zlib
-from urllib.parse import urlencode
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -143,9 +143,7 @@ def _fit_query(case: Any) -> None:
     while query and len(urlencode(query, doseq=True).encode()) > MAX_QUERY_BYTES:
         name = max(query, key=lambda k: len(str(query[k])))
         value = query[name]
-        if isinstance(value, str):
-            query[name] = value[: len(value) // 2]
-        elif isinstance(value, list) and value:
+        if isinstance(value, str) or (isinstance(value, list) and value):
             query[name] = value[: len(value) // 2]
         else:
             del query[name]

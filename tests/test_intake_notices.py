@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import update
@@ -227,8 +227,14 @@ def test_blocklist_plain_and_rpz(h: Hotline) -> None:
 
 
 class _Status(BaseHTTPRequestHandler):
-    codes: dict[str, int] = {"/up": 200, "/gone": 404, "/legal": 451, "/moved": 301, "/broken": 500}
-    seen: list[str] = []
+    codes: ClassVar[dict[str, int]] = {
+        "/up": 200,
+        "/gone": 404,
+        "/legal": 451,
+        "/moved": 301,
+        "/broken": 500,
+    }
+    seen: ClassVar[list[str]] = []
 
     def do_HEAD(self) -> None:
         self.seen.append(self.command + " " + self.path)
