@@ -913,12 +913,15 @@ def test_demo_then_scan_the_queries(sh: Cli, tmp_path: Path) -> None:
     assert created["bank"] == "demo" and created["pictures"] == 12
     assert (created["added"], created["updated"]) == (24, 0)
     assert created["scanned"] == 8  # the queries went through the rules once
+    assert created["reports"] == 4  # and a few synthetic reports were made
     from safehold.store import Database
-    from safehold.store.models import Event
+    from safehold.store.models import Case, Event
 
     with Database(cli.db_url) as db, db.session() as s:
         decisions = sorted(e.decision for e in s.query(Event).all())
+        complaints = sorted(c.queue for c in s.query(Case).filter(Case.kind == "complaint"))
     assert decisions == ["allow"] * 3 + ["block"] * 5
+    assert complaints == ["reports-csam", "reports-grooming", "reports-spam"]
 
     run = cli("scan", "demo-media/queries", "--json")
     by_name = {Path(x["path"]).name: x for x in run.json()}
@@ -935,7 +938,7 @@ def test_demo_then_scan_the_queries(sh: Cli, tmp_path: Path) -> None:
 
     again = invoke(cli.db_url, "demo", "--dir", tmp_path / "demo-media", "--json").one()
     assert (again["added"], again["updated"]) == (0, 0)
-    assert again["scanned"] == 0
+    assert again["scanned"] == 0 and again["reports"] == 0
 
 
 def test_negative_bank_suppresses_matches(

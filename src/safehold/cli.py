@@ -887,15 +887,16 @@ def demo_cmd(
 ) -> None:
     """Create the demo bank of synthetic pictures (safe to run again).
 
-    The first time, its query pictures are also scanned through the rules, so the
-    review console has cases to work."""
-    from safehold.demo import create_demo, scan_demo_queries
+    The first time, its query pictures are also scanned through the rules and a few
+    synthetic reports are submitted, so the review console has cases and complaints."""
+    from safehold.demo import create_demo, scan_demo_queries, submit_demo_reports
 
     with _errors(as_json):
         with err.status("drawing synthetic pictures and filling the demo bank ..."):
             db = _db()
             res = create_demo(db, directory)
             scanned = scan_demo_queries(db, res)
+            reported = submit_demo_reports(db)
         if as_json:
             _emit(
                 {
@@ -904,6 +905,7 @@ def demo_cmd(
                     "pictures": len(res.pictures),
                     "queries": [str(q) for q in res.queries],
                     "scanned": scanned,
+                    "reports": reported,
                     **(res.added.to_dict() if res.added else {}),
                 }
             )
@@ -916,6 +918,11 @@ def demo_cmd(
                     f"\n{scanned} demo uploads scanned through the rules: their review cases "
                     "open when `safehold serve` runs."
                     if scanned
+                    else ""
+                )
+                + (
+                    f"\n{reported} demo reports submitted: complaints at /ui/complaints."
+                    if reported
                     else ""
                 )
                 + "\nFor the review console (/ui/), make a login: "
@@ -945,9 +952,10 @@ def serve_cmd(
     with _errors(False):
         db = _db()
         if demo:
-            from safehold.demo import create_demo, scan_demo_queries
+            from safehold.demo import create_demo, scan_demo_queries, submit_demo_reports
 
             scan_demo_queries(db, create_demo(db))
+            submit_demo_reports(db)
         err.print(f"safehold {__version__} on http://{host}:{port}/ (database: {db.describe()})")
         # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

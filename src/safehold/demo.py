@@ -157,3 +157,54 @@ def scan_demo_queries(db: Database, result: DemoResult) -> int:
     finally:
         jobs.close()
     return len(result.queries)
+
+
+DEMO_REPORTS: tuple[dict[str, object], ...] = (
+    {
+        "category": "child_sexual_abuse",
+        "urls": "https://files.example.net/gallery/123\nhttps://mirror.example.org/g/123",
+        "platform": "Example image host",
+        "description": "Demo report: a gallery of pictures that should not be there.",
+        "demographics": {"age_band": "13_15", "relation": "bystander", "country": "NZ"},
+    },
+    {
+        "category": "grooming",
+        "urls": "https://chat.example.com/room/42",
+        "platform": "ExampleChat",
+        "username": "demo_adult_account",
+        "description": "Demo report: an adult keeps asking a child in this room for photos.",
+        "demographics": {"age_band": "under_13", "relation": "parent", "country": "MY"},
+        "contact": {"name": "Demo parent", "email": "parent@example.org"},
+    },
+    {
+        "category": "intimate_images",
+        "urls": "https://files.example.net/gallery/123",
+        "description": "Demo report: the same gallery reported again (joins the first case).",
+    },
+    {"category": "other", "platform": "x", "description": ""},
+)
+"""Synthetic demo reports (reserved example domains); the last one is flagged as spam."""
+
+
+def submit_demo_reports(db: Database) -> int:
+    """Submit the demo reports once per database, so the console's complaint pages have
+    work; returns how many were submitted (0 when done before)."""
+    import os
+
+    from sqlalchemy import func, select
+
+    from safehold.audit import AuditLog
+    from safehold.cases.service import Cases
+    from safehold.intake import NewReport, Reports
+    from safehold.media_store import MediaStore, default_media_root
+    from safehold.store.models import Report
+
+    with db.session() as s:
+        if s.scalar(select(func.count(Report.id)).where(Report.source == "demo")):
+            return 0
+    audit = AuditLog(db)
+    media = MediaStore(db, os.environ.get("SAFEHOLD_MEDIA_DIR") or default_media_root(db))
+    reports = Reports(db, audit, Cases(db, audit), media)
+    for fields in DEMO_REPORTS:
+        reports.submit(NewReport(**fields, source="demo"))  # type: ignore[arg-type]
+    return len(DEMO_REPORTS)
