@@ -2,7 +2,9 @@
 
 A notice is for one URL of a complaint. It is drafted from the template of its kind,
 jurisdiction and language (:mod:`safehold.intake.templates`) and addressed to the host's
-contact (:mod:`safehold.intake.contacts`), then goes draft → sent (by e-mail through a
+contact (:mod:`safehold.intake.contacts`) — a ``block`` request to the network operators'
+address in ``SAFEHOLD_BLOCK_NOTICE_TO``, if any, since the block list is what they
+load — then goes draft → sent (by e-mail through a
 job, or marked as sent by hand) → removed (confirmed) or cancelled. A sent notice is
 rechecked on a schedule (``SAFEHOLD_RECHECK_HOURS``, default 24, doubling after each
 check up to a week): by a person in the console, or — with ``SAFEHOLD_RECHECK=http`` —
@@ -14,6 +16,7 @@ removal on 404, 410 or 451. Sent ``block`` notices make up the URL block list
 from __future__ import annotations
 
 import builtins
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -313,9 +316,10 @@ class Notices:
             **operator_context(),
         }
         subject, body = render(template.subject, template.body, context)
-        email = contact.email if contact and contact.email else ""
-        if not email and kind == "takedown":
-            email = f"abuse@{canon.domain}"
+        if kind == "block":  # to the network operators, not to the host
+            email = os.environ.get("SAFEHOLD_BLOCK_NOTICE_TO", "").strip()
+        else:
+            email = contact.email if contact and contact.email else f"abuse@{canon.domain}"
         with self.db.session() as s:
             row = Notice(
                 tenant=tenant,
@@ -327,7 +331,7 @@ class Notices:
                 domain=canon.domain[:255],
                 jurisdiction=jur,
                 language=lang,
-                recipient_name=contact.name if contact else "",
+                recipient_name=contact.name if contact and kind == "takedown" else "",
                 recipient_email=email,
                 subject=subject,
                 body=body,
