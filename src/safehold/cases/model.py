@@ -27,7 +27,8 @@ DECISION_ACTIONS: dict[str, str] = {
 ESCALATION_QUEUE = "escalations"
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a datetime, ``None`` stays ``None`` (for the views' JSON)."""
     return value.isoformat() if value is not None else None
 
 
@@ -92,12 +93,12 @@ class CaseInfo:
             "title": self.title,
             "assignee_id": self.assignee_id,
             "assignee": self.assignee,
-            "sla_due_at": _iso(self.sla_due_at),
+            "sla_due_at": iso(self.sla_due_at),
             "overdue": self.overdue,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "decided_at": _iso(self.decided_at),
-            "closed_at": _iso(self.closed_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "decided_at": iso(self.decided_at),
+            "closed_at": iso(self.closed_at),
             "items": self.items,
             "kind": self.kind,
         }
@@ -139,7 +140,7 @@ class ItemInfo:
             "signals": self.signals,
             "matches": self.matches,
             "reports": self.reports,
-            "added_at": _iso(self.added_at),
+            "added_at": iso(self.added_at),
             "report_id": self.report_id,
         }
 
@@ -172,10 +173,10 @@ class DecisionInfo:
             "action": self.action,
             "reason": self.reason,
             "status": self.status,
-            "at": _iso(self.at),
+            "at": iso(self.at),
             "confirmed_by_id": self.confirmed_by_id,
             "confirmed_by": self.confirmed_by,
-            "confirmed_at": _iso(self.confirmed_at),
+            "confirmed_at": iso(self.confirmed_at),
             "case_state": self.case_state,
         }
 
@@ -196,7 +197,7 @@ class CommentInfo:
             "user_id": self.user_id,
             "user": self.user,
             "body": self.body,
-            "at": _iso(self.at),
+            "at": iso(self.at),
         }
 
 
@@ -256,7 +257,7 @@ class QueueCount:
             "decided": self.decided,
             "open": self.open,
             "overdue": self.overdue,
-            "next_due": _iso(self.next_due),
+            "next_due": iso(self.next_due),
         }
 
 
@@ -274,7 +275,7 @@ class EventSummary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "at": _iso(self.at),
+            "at": iso(self.at),
             "kind": self.kind,
             "content_id": self.content_id,
             "decision": self.decision,

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from safehold.audit import AuditLog, actor_of
+from safehold.cases.model import iso
 from safehold.errors import InvalidValue, preview
 from safehold.intake.fields import clean_email, clean_line, clean_text
 from safehold.intake.templates import check_jurisdiction
@@ -28,10 +29,6 @@ from safehold.store.db import Database
 from safehold.store.models import HostContact, utcnow
 
 DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def check_domain(value: object) -> str:
@@ -65,7 +62,7 @@ class ContactInfo:
             "abuse_url": self.abuse_url,
             "jurisdiction": self.jurisdiction,
             "notes": self.notes,
-            "updated_at": _iso(self.updated_at),
+            "updated_at": iso(self.updated_at),
         }
 
 

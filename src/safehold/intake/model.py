@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from safehold.cases.model import iso
 from safehold.intake.categories import N_
 from safehold.intake.receipts import display_number
 from safehold.store.models import Report, ReportMessage, ReportUrl
@@ -37,10 +38,6 @@ PUBLIC_STATES: dict[str, str] = {
     "withdrawn": N_("Withdrawn: you withdrew this report."),
     "active": N_("Active: your hashes are in the list that services check uploads against."),
 }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class MessageInfo:
             "report_id": self.report_id,
             "direction": self.direction,
             "body": self.body,
-            "at": _iso(self.at),
+            "at": iso(self.at),
             "user": self.user,
             "email_status": self.email_status,
             "email_error": self.email_error,
@@ -91,7 +88,7 @@ class MessageInfo:
 
     def public(self) -> dict[str, Any]:
         """What the reporter sees: no staff names."""
-        return {"direction": self.direction, "body": self.body, "at": _iso(self.at)}
+        return {"direction": self.direction, "body": self.body, "at": iso(self.at)}
 
 
 @dataclass(frozen=True)
@@ -141,9 +138,9 @@ class ReportInfo:
             "contact": dict(self.contact) if self.contact else None,
             "language": self.language,
             "flags": list(self.flags),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "withdrawn_at": _iso(self.withdrawn_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "withdrawn_at": iso(self.withdrawn_at),
             "urls": [u.to_dict() for u in self.urls],
             "messages": [m.to_dict() for m in self.messages],
             "files": self.files,
@@ -188,8 +185,8 @@ class ReportStatus:
             "category": self.category,
             "state": self.state,
             "outcome": self.outcome,
-            "received_at": _iso(self.received_at),
-            "updated_at": _iso(self.updated_at),
+            "received_at": iso(self.received_at),
+            "updated_at": iso(self.updated_at),
             "urls": self.urls,
             "files": self.files,
             "hashes": self.hashes,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from safehold.access.users import UserInfo
 from safehold.audit import AuditLog
+from safehold.cases.model import iso
 from safehold.cases.service import Cases
 from safehold.errors import Conflict, InvalidValue, NotFound, preview
 from safehold.intake.categories import CATEGORIES
@@ -54,10 +55,6 @@ STATUSES: tuple[str, ...] = ("draft", "queued", "sent", "removed", "cancelled")
 OPEN_STATUSES: tuple[str, ...] = ("draft", "queued", "sent")
 MAX_WEEK_HOURS = 168.0
 GONE_STATUSES = frozenset({404, 410, 451})
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -119,16 +116,16 @@ class NoticeInfo:
             "subject": self.subject,
             "body": self.body,
             "status": self.status,
-            "created_at": _iso(self.created_at),
+            "created_at": iso(self.created_at),
             "created_by": self.created_by,
-            "sent_at": _iso(self.sent_at),
+            "sent_at": iso(self.sent_at),
             "sent_via": self.sent_via,
             "email_error": self.email_error,
-            "closed_at": _iso(self.closed_at),
+            "closed_at": iso(self.closed_at),
             "closed_by": self.closed_by,
-            "next_check_at": _iso(self.next_check_at),
+            "next_check_at": iso(self.next_check_at),
             "checks": self.checks,
-            "last_check_at": _iso(self.last_check_at),
+            "last_check_at": iso(self.last_check_at),
             "last_check_result": self.last_check_result,
         }
 

@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
 from safehold.audit import AuditLog, actor_of
+from safehold.cases.model import iso
 from safehold.errors import InvalidValue, NotFound, preview
 from safehold.intake.fields import clean_line, clean_text
 from safehold.store.db import Database
@@ -166,10 +167,6 @@ jurisdiction from :data:`_LEGAL` for the built-in ones."""
 _ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def default_jurisdiction() -> str:
     raw = os.environ.get("SAFEHOLD_JURISDICTION", "").strip()
     return raw if JURISDICTION.fullmatch(raw) else "default"
@@ -212,6 +209,9 @@ def render(subject: str, body: str, context: dict[str, Any]) -> tuple[str, str]:
         )
     except TemplateError as e:
         raise InvalidValue(f"the template cannot be used: {e}") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError) as e:
+        # ``{{ 1/0 }}``, ``{{ url + 1 }}``: the sandbox lets the operation fail in Python
+        raise InvalidValue(f"the template cannot be used: {type(e).__name__}: {e}") from None
 
 
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -250,7 +250,7 @@ class TemplateInfo:
             "subject": self.subject,
             "body": self.body,
             "builtin": self.builtin,
-            "updated_at": _iso(self.updated_at),
+            "updated_at": iso(self.updated_at),
             "updated_by": self.updated_by,
         }
 
