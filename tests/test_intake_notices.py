@@ -77,6 +77,12 @@ def test_saved_template_replaces_builtin_and_reset_restores(h: Hotline) -> None:
         "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
         "{% for x in () %}",
         "{{ no_such_filter | nope }}",
+        "{{ url * 100000000 }}",
+        "{{ 'x' * 10**9 }}",
+        "{{ url.ljust(10**9) }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{% for i in range(1000) %}{{ url }}{{ url }}{{ url }}{{ url }}{{ url }}{{ url }}{% endfor %}",
+        "{{ 1/0 }}",
     ],
 )
 def test_templates_that_could_run_code_or_break_are_refused(h: Hotline, body: str) -> None:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
@@ -164,7 +165,58 @@ BUILTIN_TEMPLATES: dict[tuple[str, str, str], tuple[str, str]] = {
 """(kind, jurisdiction, language) → (subject, body). ``legal_basis`` is filled in per
 jurisdiction from :data:`_LEGAL` for the built-in ones."""
 
-_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+MAX_RENDERED = 100_000
+"""Characters a rendered template may have; the sandbox stops a template at this size."""
+MAX_LOOP = 1000
+"""Longest ``range()`` a template may loop over."""
+
+
+class _Bounded(SandboxedEnvironment):
+    """Jinja2's sandbox, also bounded in size: an operator's template cannot build a
+    gigabyte string (``{{ url * 10**9 }}``, ``url.ljust(10**9)``) or loop for ever."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and (abs(_number(right)) > 64 or abs(_number(left)) > 10**6):
+            raise SecurityError("the power is too large for a template")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and len(seq) * _number(n) > MAX_RENDERED:
+                    raise SecurityError("the repeated text would be too long for a template")
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_RENDERED:
+                raise SecurityError("a number in the template is too large")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _number(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _range(*args: int) -> range:
+    r = range(*args)
+    if len(r) > MAX_LOOP:
+        raise SecurityError(f"a template may loop at most {MAX_LOOP} times")
+    return r
+
+
+_ENV = _Bounded(autoescape=False, keep_trailing_newline=True)
+_ENV.globals["range"] = _range
+
+
+def _render(source: str, context: dict[str, Any]) -> str:
+    out: list[str] = []
+    size = 0
+    for chunk in _ENV.from_string(source).generate(context):
+        size += len(chunk)
+        if size > MAX_RENDERED:
+            raise SecurityError(f"the rendered text is longer than {MAX_RENDERED} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def default_jurisdiction() -> str:
@@ -203,10 +255,7 @@ def operator_context() -> dict[str, str]:
 def render(subject: str, body: str, context: dict[str, Any]) -> tuple[str, str]:
     """Render a template pair in the sandbox; errors say what to fix."""
     try:
-        return (
-            " ".join(_ENV.from_string(subject).render(context).split()),
-            _ENV.from_string(body).render(context),
-        )
+        return (" ".join(_render(subject, context).split()), _render(body, context))
     except TemplateError as e:
         raise InvalidValue(f"the template cannot be used: {e}") from None
     except (ArithmeticError, LookupError, TypeError, ValueError) as e:
