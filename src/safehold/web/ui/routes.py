@@ -1,7 +1,8 @@
 """The review console: server-rendered pages (Jinja2 + htmx) under ``/ui``.
 
 This module holds sign-in and the queue pages and includes the others
-(:mod:`~safehold.web.ui.case_pages`, :mod:`~safehold.web.ui.admin_pages`). Every route
+(:mod:`~safehold.web.ui.case_pages`, :mod:`~safehold.web.ui.admin_pages`,
+:mod:`~safehold.web.ui.complaint_pages`). Every route
 is a thin shell over the library (:class:`~safehold.web.service.Service`: users,
 sessions, cases, wellness, audit); the role checks are the dependencies of
 :mod:`~safehold.web.ui.auth`.
@@ -17,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from safehold.errors import RateLimited, Unauthorized
 from safehold.taxonomy import LABELS
-from safehold.web.ui import admin_pages, case_pages
+from safehold.web.ui import admin_pages, case_pages, complaint_pages
 from safehold.web.ui.auth import (
     Viewer,
     check_login_token,
@@ -280,3 +281,4 @@ def notifications(request: Request, viewer: Viewer = Depends(current_viewer)) ->
 
 router.include_router(case_pages.router)
 router.include_router(admin_pages.router)
+router.include_router(complaint_pages.router)

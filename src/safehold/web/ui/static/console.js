@@ -79,6 +79,28 @@
     }
   });
 
+  /* --- inline errors in complaint panels ---------------------------------------------- */
+
+  // A panel action that fails answers 409/422 with the panel and its message
+  // (X-Inline-Error): swap it like a success. Other errors inside such a panel (403,
+  // a form field refused) show their message in the panel's error slot.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var d = e.detail;
+    if (!d.isError || !d.target || !d.target.closest) return;
+    var box = d.target.closest("[data-inline-errors]");
+    if (!box) return;
+    if (d.xhr.getResponseHeader("X-Inline-Error")) {
+      d.shouldSwap = true;
+      d.isError = false;
+      return;
+    }
+    var slot = box.querySelector("[data-error-slot]");
+    if (slot && d.xhr.status !== 401) {
+      slot.innerHTML = d.serverResponse;
+      d.shouldSwap = false;
+    }
+  });
+
   /* --- keyboard shortcuts --------------------------------------------------------------- */
 
   function items() { return Array.prototype.slice.call(document.querySelectorAll("article.item")); }
@@ -110,8 +132,15 @@
   var pendingG = false;
 
   document.addEventListener("keydown", function (e) {
-    // Ctrl/Cmd+Enter submits the decision form from anywhere in it (or on the page).
+    // Ctrl/Cmd+Enter submits the decision form from anywhere in it (or on the page), and
+    // any other form marked data-ctrl-enter (complaint panel, notices) from inside it.
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      var own = e.target.closest && e.target.closest("form[data-ctrl-enter]");
+      if (own) {
+        e.preventDefault();
+        if (own.reportValidity()) own.requestSubmit();
+        return;
+      }
       var form = document.getElementById("decide-form");
       if (form && (!typing(e.target) || form.contains(e.target))) {
         e.preventDefault();
@@ -131,6 +160,8 @@
     if (pendingG) {
       pendingG = false;
       if (e.key === "q") { window.location.href = "/ui/"; e.preventDefault(); }
+      if (e.key === "c") { window.location.href = "/ui/complaints"; e.preventDefault(); }
+      if (e.key === "n") { window.location.href = "/ui/notices"; e.preventDefault(); }
       return;
     }
     switch (e.key) {
@@ -157,6 +188,11 @@
       case "c": {
         var c = document.getElementById("comment-body");
         if (c) { c.focus(); e.preventDefault(); }
+        break;
+      }
+      case "m": {
+        var m = document.querySelector("textarea[data-shortcut='m']");
+        if (m) { m.focus(); m.scrollIntoView({ block: "center" }); e.preventDefault(); }
         break;
       }
       case "n": {
