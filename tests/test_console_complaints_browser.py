@@ -106,9 +106,7 @@ def report(site: Site, tmp_path: Path) -> Receipt:
     return receipt
 
 
-def test_a_lead_works_a_complaint_end_to_end(
-    browser: Browser, site: Site, tmp_path: Path
-) -> None:
+def test_a_lead_works_a_complaint_end_to_end(browser: Browser, site: Site, tmp_path: Path) -> None:
     r = report(site, tmp_path)
     page = new_page(browser)
     login(page, site, "leo")
