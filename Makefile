@@ -12,7 +12,7 @@ LOCKHASH := $(shell cat requirements.lock pyproject.toml 2>/dev/null | sha256sum
 STAMP := $(VENV)/.installed-$(LOCKHASH)
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench lint format lock clean
+.PHONY: install run test bench lint format lock clean messages
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ lint: install
 format: install
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# Extract the portal's messages into its .pot and update its catalogs (ms, ...).
+LOCALES := src/safehold/web/portal/locales
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg --sort-by-file --no-wrap --project safehold \
+		--copyright-holder "safehold contributors" --msgid-bugs-address "" \
+		-o $(LOCALES)/portal.pot .
+	$(BIN)/pybabel update -i $(LOCALES)/portal.pot -d $(LOCALES) -D portal --no-wrap --ignore-obsolete
 
 # Re-pin every dependency after editing pyproject.toml (run inside a fresh venv).
 lock:

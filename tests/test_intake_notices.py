@@ -81,7 +81,7 @@ def test_saved_template_replaces_builtin_and_reset_restores(h: Hotline) -> None:
         "{{ 'x' * 10**9 }}",
         "{{ url.ljust(10**9) }}",
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "{% for i in range(1000) %}{{ url }}{{ url }}{{ url }}{{ url }}{{ url }}{{ url }}{% endfor %}",
+        "{% for i in range(1000) %}{{ url }}{{ url }}{{ url }}{{ url }}{{ url }}{% endfor %}",
         "{{ 1/0 }}",
     ],
 )

@@ -9,6 +9,7 @@ act on.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -99,6 +100,16 @@ def split_urls(value: object) -> list[str]:
     return [i for i in items if i]
 
 
+def _public_host(host: str) -> bool:
+    """A host a report can name: an IP address or a name with a dot (``someone`` typed
+    in the URL box is an account name, not the web site ``http://someone/``)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "." in host.strip(".")
+    return True
+
+
 def clean_urls(value: object) -> list[GivenUrl]:
     """Canonical http(s) URLs, duplicates dropped; at most :data:`MAX_URLS`."""
     out: dict[str, GivenUrl] = {}
@@ -114,6 +125,8 @@ def clean_urls(value: object) -> list[GivenUrl]:
             continue
         try:
             canonical = canonicalize(given)
+            if not _public_host(canonical.host):
+                raise InvalidSignal(f"{canonical.host!r} is not a domain name with a dot")
         except InvalidSignal as e:
             shown = given if len(given) <= 80 else given[:77] + "..."
             raise InvalidValue(

@@ -254,7 +254,7 @@ class Reports:
                 "the report is empty: say where it happened (a web address, the platform or "
                 "a user name), describe it, or add a file"
             )
-        hashed = [self._hash(f, tenant) for f in report.files]
+        hashed = self._hash_all(report.files, tenant)
         matched = [m for h in hashed for m in h.matches]
         labels = triage.labels_for(
             category, demographics, (label for m in matched for label in m.get("labels", []))
@@ -364,11 +364,15 @@ class Reports:
             )
             return int(row.id), int(case.id)
 
-    def _hash(self, f: ReportFile, tenant: str) -> _HashedFile:
-        hashes = hash_file(f.path, limits=self.limits)
-        matches = self.match(hashes, tenant) if self.match is not None else []
-        media_id = self.media.keep(f.path, hashes, tenant=tenant)
-        return _HashedFile(hashes, matches, media_id)
+    def _hash_all(self, files: Sequence[ReportFile], tenant: str) -> list[_HashedFile]:
+        """Hash every file first, then keep them: a file that cannot be decoded leaves
+        no stored copy of the others behind (nothing half-written)."""
+        hashes = [hash_file(f.path, limits=self.limits) for f in files]
+        out = []
+        for f, h in zip(files, hashes, strict=True):
+            matches = self.match(h, tenant) if self.match is not None else []
+            out.append(_HashedFile(h, matches, self.media.keep(f.path, h, tenant=tenant)))
+        return out
 
     def _file_under(
         self,
@@ -478,7 +482,7 @@ class Reports:
             if row.withdrawn_at is not None:
                 raise Conflict("this report was withdrawn: make a new report instead")
             tenant = row.tenant
-        hashed = [self._hash(f, tenant) for f in files]
+        hashed = self._hash_all(files, tenant)
         with self.db.session() as s:
             row = open_receipt(s, number, secret, lock=True)
             if row.withdrawn_at is not None:

@@ -3,7 +3,8 @@
 Routes: the ``/v1`` API (scan, lookup, banks, keys; :mod:`safehold.web.api`), the
 operations endpoints (``/healthz``, ``/readyz``, ``/metrics``), the OpenAPI 3.1
 document at ``/openapi.json`` with its docs page at ``/docs`` (Swagger UI served from
-this process, no CDN), and an overview page at ``/`` for the operator.
+this process, no CDN), an overview page at ``/`` for the operator, the review console
+at ``/ui/`` and the public reporting portal at ``/report`` (:mod:`safehold.web.portal`).
 
 At start-up the process loads its index replica (in the background when
 ``background_load``: ``/readyz`` answers 503 until it is loaded) and follows the
@@ -44,13 +45,14 @@ from safehold.web.api import rules as rules_api
 from safehold.web.api import scan as scan_api
 from safehold.web.api import webhooks as webhooks_api
 from safehold.web.metrics import MetricsMiddleware
+from safehold.web.portal import install as install_portal
 from safehold.web.service import Service
 from safehold.web.ui import routes as ui_routes
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_JSON_BODY = 64 * 1024 * 1024
 """Bodies of every route but the streamed uploads are refused beyond this."""
-STREAMED = ("/v1/scan", "/entries")
+STREAMED = ("/v1/scan", "/entries", "/report", "/report/status/add")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 log = structlog.get_logger("safehold.web")
@@ -132,6 +134,7 @@ def create_app(
         StaticFiles(directory=str(Path(__file__).parent / "ui" / "static")),
         name="ui-static",
     )
+    install_portal(app)  # the public reporting portal: /report and /report/static
     _add_schemas(app, banks_api.EntryIn, banks_api.EntriesIn)
 
     assets = resources.files("fastapi_swagger") / "resources"
