@@ -1035,9 +1035,9 @@ def labels_cmd(as_json: JsonOpt = False) -> None:
 
 
 def _register_groups() -> None:
-    from safehold.commands import audit, cases, intake, jobs, rules, users
+    from safehold.commands import audit, cases, intake, jobs, rules, users, vault
 
-    for module in (rules, cases, users, audit, jobs, intake):
+    for module in (rules, cases, users, audit, jobs, intake, vault):
         module.register(app)
 
 

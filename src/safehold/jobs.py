@@ -45,13 +45,19 @@ if TYPE_CHECKING:
     from safehold.audit import AuditLog
     from safehold.cases.service import Cases
     from safehold.media_store import MediaStore
+    from safehold.refer.vault import EvidenceVault
     from safehold.rules.store import RuleSets
     from safehold.store.db import Database
 
 log = logging.getLogger("safehold.jobs")
 
 DEFAULT_NAME = "safehold"
-BUILTIN_MODULES = ("safehold.actions.run", "safehold.actions.webhooks", "safehold.intake.tasks")
+BUILTIN_MODULES = (
+    "safehold.actions.run",
+    "safehold.actions.webhooks",
+    "safehold.intake.tasks",
+    "safehold.refer.vault",
+)
 """Modules whose import registers the built-in jobs (imported when a queue is used)."""
 
 Handler = Callable[..., None]
@@ -99,6 +105,8 @@ class JobContext:
     audit: AuditLog
     media: MediaStore
     extra: dict[str, Any] = field(default_factory=dict)
+    vault: EvidenceVault | None = None
+    """The evidence vault (``None`` when no master key is configured)."""
 
 
 class JobFailed(RuntimeError):

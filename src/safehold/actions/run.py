@@ -1,8 +1,10 @@
 """The job ``run_actions(event_id)``: carry out the side effects a verdict asked for.
 
-``review`` opens or attaches to a case; ``preserve`` marks the stored media as evidence
-(audited); ``notify`` leaves a notification for a role or a user; ``webhook`` stores a
-delivery and queues ``deliver_webhook``. Reviews run first, so the other actions can
+``review`` opens or attaches to a case; ``preserve`` stores the media and the event's
+context in the evidence vault (:mod:`safehold.refer.vault`, when a master key is
+configured) and marks the stored media as evidence (audited); ``notify`` leaves a
+notification for a role or a user; ``webhook`` stores a delivery and queues
+``deliver_webhook``. Reviews run first, so the other actions can
 name the case.
 
 Idempotent: each action of the event row carries its state (``running``, ``done``,
@@ -141,7 +143,7 @@ def run_actions(ctx: JobContext, event_id: int) -> RunReport:
                 with ctx.db.session() as s:
                     _set_state(s, event_id, index, state="done", result=result)
             elif kind == "preserve":
-                _preserve(ctx, ev, params, index, action.get("rule"))
+                _preserve(ctx, ev, params, index, action.get("rule"), case_id)
             elif kind == "notify":
                 _notify(ctx, ev, context, params, index, action.get("rule"), case_id)
             elif kind == "webhook":
@@ -278,9 +280,98 @@ def _review(
 # --------------------------------------------------------------------------- preserve
 
 
-def _preserve(ctx: JobContext, ev: Event, params: dict[str, Any], index: int, rule: Any) -> None:
+_warned_no_vault = False
+
+
+def _vault_context(ev: Event, media: Media, rule: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What the vault keeps beside the content: the rules' input (signals, matches,
+    classifications, reports, the account data the platform sent and the server's
+    account signals, media facts), the event, the rule and the upload's metadata."""
+    return {
+        "event": {
+            "id": int(ev.id),
+            "tenant": ev.tenant,
+            "kind": ev.kind,
+            "at": ev.at.isoformat() if ev.at else None,
+            "decision": ev.decision,
+            "rules": list(ev.rules or []),
+            "ruleset_id": ev.ruleset_id,
+            "actions": [a.get("kind") for a in ev.actions or [] if isinstance(a, dict)],
+        },
+        "rule": rule,
+        "params": dict(params),
+        "content_id": ev.content_id,
+        "account_id": ev.account_id,
+        "input": dict(ev.context or {}),
+        "upload": {
+            "media_id": int(media.id),
+            "sha256": media.sha256,
+            "kind": media.kind,
+            "format": media.format,
+            "size": int(media.size),
+            "width": media.width,
+            "height": media.height,
+            "kept_at": media.created_at.isoformat() if media.created_at else None,
+        },
+    }
+
+
+def _to_vault(
+    ctx: JobContext, ev: Event, params: dict[str, Any], rule: Any, case_id: int | None
+) -> int | None:
+    """Store the event's media and context in the vault (once per event: the item's
+    origin is ``event:<id>``); the item id, or ``None`` without a vault."""
+    global _warned_no_vault
+    if ctx.vault is None:
+        if not _warned_no_vault:
+            _warned_no_vault = True
+            log.warning(
+                "the evidence vault has no master key (SAFEHOLD_VAULT_KEY or "
+                "SAFEHOLD_VAULT_KEY_FILE): preserved media stays unencrypted in the media "
+                "store only"
+            )
+        return None
+    with ctx.db.session() as s:
+        media = s.get(Media, int(ev.media_id or 0))
+        if media is None:
+            raise Permanent(f"stored media {ev.media_id} no longer exists")
+        s.expunge(media)
+    try:
+        path = ctx.media.path(int(media.id))
+    except NotFound as e:
+        raise Permanent(e.message) from e
+    days = params.get("days")
+    try:
+        item = ctx.vault.preserve(
+            path,
+            by="system:rules",
+            context=_vault_context(ev, media, rule, params),
+            tenant=ev.tenant,
+            labels=_labels(Context.from_json(ev.context)),
+            event_id=int(ev.id),
+            case_id=case_id,
+            content_id=ev.content_id,
+            sha256=media.sha256,
+            days=int(days) if isinstance(days, int) and days > 0 else None,
+            origin=f"event:{int(ev.id)}",
+            reason=f"rule {rule}: preserve" if rule else "preserve",
+        )
+    except InvalidValue as e:  # bad data (a label, the file changed): retrying cannot help
+        raise Permanent(e.message) from e
+    return item.id
+
+
+def _preserve(
+    ctx: JobContext,
+    ev: Event,
+    params: dict[str, Any],
+    index: int,
+    rule: Any,
+    case_id: int | None = None,
+) -> None:
     if ev.media_id is None:
         raise Permanent("nothing to preserve: the event has no stored media")
+    vault_item = _to_vault(ctx, ev, params, rule, case_id)
     with ctx.db.session() as s:
         row = s.get(Media, int(ev.media_id))
         if row is None:
@@ -298,11 +389,18 @@ def _preserve(ctx: JobContext, ev: Event, params: dict[str, Any], index: int, ru
                     "rule": rule,
                     "days": params.get("days"),
                     "sha256": getattr(info, "sha256", None),
+                    "vault_item_id": vault_item,
                 },
                 tenant=ev.tenant,
                 session=s,
             )
-        _set_state(s, int(ev.id), index, state="done", result={"media_id": int(ev.media_id)})
+        _set_state(
+            s,
+            int(ev.id),
+            index,
+            state="done",
+            result={"media_id": int(ev.media_id), "vault_item_id": vault_item},
+        )
 
 
 # --------------------------------------------------------------------------- notify

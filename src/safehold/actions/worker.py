@@ -16,6 +16,7 @@ from safehold.cases.service import Cases
 from safehold.errors import InvalidValue
 from safehold.jobs import JobContext, Jobs
 from safehold.media_store import MediaStore, default_media_root
+from safehold.refer.vault import vault_from_env
 from safehold.rules.store import RuleSets
 from safehold.store.db import Database
 
@@ -31,6 +32,7 @@ def worker_context(db: Database, jobs: Jobs) -> JobContext:
         cases=Cases(db, audit),
         audit=audit,
         media=MediaStore(db, root),
+        vault=vault_from_env(db, audit),
     )
 
 

@@ -656,3 +656,116 @@ class Notice(Base):
     checks: Mapped[int] = mapped_column(Integer, default=0)
     last_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_check_result: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+# --------------------------------------------------------------------------- evidence vault
+
+
+class VaultMasterKey(Base):
+    """A master key of the evidence vault, by id only: the key itself is never stored.
+
+    ``id`` is derived from the key (``mk_`` + 16 hex digits of a SHA-256 over it), so a
+    configured key names itself. ``state`` is ``active`` (wraps new data keys),
+    ``retiring`` (a rotation away from it is under way) or ``retired``."""
+
+    __tablename__ = "vault_master_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class VaultKey(Base):
+    """A data key (AES-256), one per blob and one per item, wrapped by a master key
+    (AES-256-GCM; base64 of nonce + ciphertext + tag). Deleting it destroys what it
+    encrypted."""
+
+    __tablename__ = "vault_keys"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    master_key_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("vault_master_keys.id"), index=True
+    )
+    wrapped: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rewrapped_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class VaultBlob(Base):
+    """Encrypted content in the vault directory, once per tenant and SHA-256 of the
+    plaintext; the file is named by the random ``uid``, not by the digest."""
+
+    __tablename__ = "vault_blobs"
+    __table_args__ = (
+        UniqueConstraint("tenant", "sha256", name="uq_vault_blobs_tenant_sha256"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    sha256: Mapped[str] = mapped_column(Digest)
+    """SHA-256 of the plaintext content."""
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    key_id: Mapped[int] = mapped_column(BigId, ForeignKey("vault_keys.id"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(String(512))
+    """Path relative to the vault directory (``SAFEHOLD_VAULT_DIR``)."""
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    file_sha256: Mapped[str] = mapped_column(Digest)
+    """SHA-256 of the encrypted file: tells a changed file from a changed row."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VaultItem(Base):
+    """One preservation: a blob and its context (signals, matches, account data, upload
+    metadata, ids), sealed with the item's own data key. The plain columns are for
+    finding items; their values are also inside the sealed record, and ``verify``
+    compares the two."""
+
+    __tablename__ = "vault_items"
+    __table_args__ = (
+        UniqueConstraint("tenant", "origin", name="uq_vault_items_tenant_origin"),
+        Index("ix_vault_items_retain_until", "retain_until"),
+        Index("ix_vault_items_event", "event_id"),
+        Index("ix_vault_items_case", "case_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    blob_id: Mapped[int] = mapped_column(BigId, ForeignKey("vault_blobs.id"), index=True)
+    key_id: Mapped[int] = mapped_column(BigId, ForeignKey("vault_keys.id"))
+    sha256: Mapped[str] = mapped_column(Digest)
+    origin: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """What preserved it (``event:41``): the same origin preserves once."""
+    event_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    content_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    category: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    preserved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    preserved_by: Mapped[str] = mapped_column(String(128))
+    retain_until: Mapped[datetime] = mapped_column()
+    context: Mapped[str] = mapped_column(Text)
+    """The sealed record: base64 of nonce + AES-256-GCM ciphertext + tag."""
+
+
+class VaultHold(Base):
+    """A legal hold on an item: kept past its retention until every hold is released."""
+
+    __tablename__ = "vault_holds"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("vault_items.id", ondelete="CASCADE"), index=True
+    )
+    reference: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    held_by: Mapped[str] = mapped_column(String(128))
+    held_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -32,6 +32,7 @@ from safehold.intake import (
 from safehold.jobs import JobContext, Jobs
 from safehold.media import Limits
 from safehold.media_store import MediaStore, default_media_root
+from safehold.refer.vault import EvidenceVault, vault_from_env
 from safehold.rules.store import RuleSets
 from safehold.store.db import Database
 from safehold.web.metrics import Metrics
@@ -71,6 +72,7 @@ class Service:
     hashing: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(_hash_slots())
     )
+    vault: EvidenceVault | None = None
 
     @classmethod
     def open(
@@ -122,6 +124,7 @@ class Service:
             templates=templates,
             contacts=contacts,
             tmpdir=os.environ.get("SAFEHOLD_TMPDIR") or None,
+            vault=vault_from_env(db, audit),
         )
 
     def job_context(self) -> JobContext:
@@ -132,6 +135,7 @@ class Service:
             cases=self.cases,
             audit=self.audit,
             media=self.media,
+            vault=self.vault,
         )
 
     def start_background(self, *, worker: bool = True) -> None:
