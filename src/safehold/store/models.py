@@ -318,6 +318,8 @@ class Case(Base):
     """Complaints only: ``assess``, ``investigate`` or ``resolved``."""
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     outcome_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ncmec_report_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The CyberTipline report id once a referral of this case was submitted."""
 
 
 class CaseItem(Base):
@@ -769,3 +771,62 @@ class VaultHold(Base):
     released_at: Mapped[datetime | None] = mapped_column(nullable=True)
     released_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# --------------------------------------------------------------------------- referrals
+
+
+class Referral(Base):
+    """A report of a case to an authority (NCMEC's CyberTipline, or police as a package):
+    proposed by one person, approved by another (two-person rule), then sent."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        Index("ix_referrals_case", "case_id"),
+        Index("ix_referrals_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="ncmec")
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    """``proposed`` → ``approved`` → ``sending`` → ``sent``; or ``rejected``, ``failed``,
+    ``unknown`` (the submit's answer was lost: check with NCMEC), ``retracted``."""
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """What the proposer entered (incident type, annotations, escalation, notes)."""
+    journal: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The CyberTipline client's resumable journal (never credentials)."""
+    external_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """NCMEC's report id once submitted."""
+    environment: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class PreservationRequest(Base):
+    """A request from law enforcement to preserve an account's data (reference, scope,
+    deadline), tracked until it is fulfilled, withdrawn or expires."""
+
+    __tablename__ = "preservation_requests"
+    __table_args__ = (Index("ix_preservation_requests_status", "tenant", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    reference: Mapped[str] = mapped_column(String(128))
+    authority: Mapped[str] = mapped_column(String(200), default="")
+    account_id: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """What is covered: ``content``, ``account``, ``events`` and a date range."""
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    vault_items: Mapped[list[int]] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
