@@ -57,6 +57,7 @@ BUILTIN_MODULES = (
     "safehold.actions.webhooks",
     "safehold.intake.tasks",
     "safehold.refer.vault",
+    "safehold.refer.referrals",
 )
 """Modules whose import registers the built-in jobs (imported when a queue is used)."""
 

@@ -32,6 +32,7 @@ from safehold.intake import (
 from safehold.jobs import JobContext, Jobs
 from safehold.media import Limits
 from safehold.media_store import MediaStore, default_media_root
+from safehold.refer.referrals import Referrals
 from safehold.refer.vault import EvidenceVault, vault_from_env
 from safehold.rules.store import RuleSets
 from safehold.store.db import Database
@@ -126,6 +127,11 @@ class Service:
             tmpdir=os.environ.get("SAFEHOLD_TMPDIR") or None,
             vault=vault_from_env(db, audit),
         )
+
+    @property
+    def referrals(self) -> Referrals:
+        """Referrals to NCMEC (built on use: it follows ``vault`` and ``jobs``)."""
+        return Referrals(self.db, self.audit, self.cases, vault=self.vault, jobs=self.jobs)
 
     def job_context(self) -> JobContext:
         return JobContext(
