@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from safehold.cases.model import ItemInfo
 from safehold.errors import Forbidden, NotFound
 from safehold.taxonomy import LABELS
-from safehold.web.ui import reveal
+from safehold.web.ui import referral_pages, reveal
 from safehold.web.ui.auth import Viewer, permission, read_cases, service
 from safehold.web.ui.render import ConsoleRoute, is_htmx, page
 from safehold.web.ui.views import ACTIONS, OPEN_STATES, field
@@ -59,10 +59,13 @@ def case_page(request: Request, case_id: int, viewer: Viewer = Depends(read_case
     can_decide = viewer.can("review") and case.state in OPEN_STATES
     matched = [x for it in items for m in it["matches"] for x in m.get("labels") or []]
     suggested = _worst_label(list(case.labels) or matched)
+    referral = referral_pages.panel_context(request, viewer, case_id)
+    referral.pop("case")
     return page(
         request,
         "case.html",
         {
+            **referral,
             "case": case,
             "view": view,
             "items": items,

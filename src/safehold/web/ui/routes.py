@@ -18,7 +18,13 @@ from starlette.responses import RedirectResponse, Response
 
 from safehold.errors import RateLimited, Unauthorized
 from safehold.taxonomy import LABELS
-from safehold.web.ui import admin_pages, case_pages, complaint_pages
+from safehold.web.ui import (
+    admin_pages,
+    case_pages,
+    complaint_pages,
+    preservation_pages,
+    referral_pages,
+)
 from safehold.web.ui.auth import (
     Viewer,
     check_login_token,
@@ -282,3 +288,5 @@ def notifications(request: Request, viewer: Viewer = Depends(current_viewer)) ->
 router.include_router(case_pages.router)
 router.include_router(admin_pages.router)
 router.include_router(complaint_pages.router)
+router.include_router(preservation_pages.router)
+router.include_router(referral_pages.router)
