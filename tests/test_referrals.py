@@ -284,3 +284,33 @@ def test_tampered_evidence_is_detected_before_sending(
 
         s.execute(update(AuditEntry).where(AuditEntry.id == 2).values(actor="someone-else"))
     assert not platform.svc.audit.verify().ok
+
+
+def test_referrals_cli_lists_shows_and_sends(
+    platform: Platform, ncmec: FakeCyberTipline, db: Database, db_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from safehold.cli import app
+
+    platform.scan(new_key(db, "scan", tenant="default"), "acct-c", "upload-c")
+    case_id = platform.case_of("acct-c")
+    referrals = platform.svc.referrals
+    referrals.jobs = None  # approved, not sent: the command sends it
+    r = referrals.propose(case_id, platform.people["rita"])
+    referrals.approve(r.id, platform.people["rob"])
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, ["--db", db_url, *args])
+        assert result.exit_code == code, (result.output, result.exception)
+        return result.output
+
+    listed = json.loads(run("referrals", "list", "--json"))["referrals"]
+    assert [(x["id"], x["status"]) for x in listed] == [(r.id, "approved")]
+    assert "sent" in run("referrals", "send", str(r.id))
+    shown = json.loads(run("referrals", "show", str(r.id), "--json"))
+    assert shown["status"] == "sent" and shown["external_id"]
+    assert "NCMEC report" in run("referrals", "send", str(r.id))  # already sent: no resubmit
+    assert ncmec.count("submit") == 1
+    run("referrals", "show", "999", code=2)

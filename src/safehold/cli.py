@@ -1035,9 +1035,19 @@ def labels_cmd(as_json: JsonOpt = False) -> None:
 
 
 def _register_groups() -> None:
-    from safehold.commands import audit, cases, intake, jobs, rules, users, vault
+    from safehold.commands import (
+        audit,
+        cases,
+        intake,
+        jobs,
+        refer,
+        referrals,
+        rules,
+        users,
+        vault,
+    )
 
-    for module in (rules, cases, users, audit, jobs, intake, vault):
+    for module in (rules, cases, users, audit, jobs, intake, vault, refer, referrals):
         module.register(app)
 
 
