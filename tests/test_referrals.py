@@ -304,7 +304,7 @@ def test_referrals_cli_lists_shows_and_sends(
     def run(*args: str, code: int = 0) -> str:
         result = runner.invoke(app, ["--db", db_url, *args])
         assert result.exit_code == code, (result.output, result.exception)
-        return result.output
+        return result.stdout
 
     listed = json.loads(run("referrals", "list", "--json"))["referrals"]
     assert [(x["id"], x["status"]) for x in listed] == [(r.id, "approved")]

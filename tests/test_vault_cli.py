@@ -28,7 +28,7 @@ def run(db_url: str, *args: str, code: int = 0, input: str | None = None) -> str
     assert result.exit_code == code, (result.output, result.exception)
     assert "Traceback" not in result.output
     if "--json" in args:
-        return result.output
+        return result.stdout  # without log lines on stderr
     return " ".join(result.output.split())  # as read, not as a terminal wraps it
 
 
