@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -170,7 +170,7 @@ class VerifyResult:
         }
 
 
-def _info(row: AuditEntry) -> AuditEntryInfo:
+def entry_info(row: AuditEntry) -> AuditEntryInfo:
     return AuditEntryInfo(
         id=int(row.id),
         at=row.at,
@@ -315,7 +315,7 @@ class AuditLog:
         if before_id is not None:
             q = q.where(AuditEntry.id < int(before_id))
         with self.db.session() as s:
-            return [_info(r) for r in s.scalars(q)]
+            return [entry_info(r) for r in s.scalars(q)]
 
     def verify(self) -> VerifyResult:
         """Recompute the whole chain; the first entry that does not check out is ``bad_id``.
@@ -406,6 +406,43 @@ class AuditLog:
             return VerifyResult(True, checked, None, None, prev_id, prev_hash)
 
 
+def check_exported(entries: Iterable[Any]) -> list[str]:
+    """Problems with audit entries exported as dicts (``AuditEntryInfo.to_dict()``, as in
+    custody records): each entry's hash must match its fields, and an entry that follows
+    another by id must chain to it. An empty list means they hold."""
+    problems: list[str] = []
+    prev: dict[str, Any] | None = None
+    for e in entries:
+        if not isinstance(e, dict):
+            problems.append("custody entry: not an object")
+            continue
+        try:
+            digest = entry_hash(
+                id=int(e["id"]),
+                at=datetime.fromisoformat(str(e["at"])),
+                tenant=e["tenant"],
+                actor=e["actor"],
+                action=e["action"],
+                object_type=e.get("object_type"),
+                object_id=e.get("object_id"),
+                details=e.get("details") or {},
+                prev_hash=e["prev_hash"],
+            )
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"custody entry {e.get('id')}: malformed")
+            continue
+        if digest != e.get("hash"):
+            problems.append(f"custody entry {e['id']}: its hash does not match its fields")
+        if (
+            prev is not None
+            and int(e["id"]) == int(prev["id"]) + 1
+            and e["prev_hash"] != prev["hash"]
+        ):
+            problems.append(f"custody entry {e['id']}: does not follow entry {prev['id']}")
+        prev = e
+    return problems
+
+
 def actor_of(who: object) -> str:
     """The audit actor for a user (``user:NAME``) or a ready-made actor string."""
     name = getattr(who, "name", None)
@@ -424,5 +461,7 @@ __all__ = [
     "VerifyResult",
     "actor_of",
     "canonical_json",
+    "check_exported",
     "entry_hash",
+    "entry_info",
 ]

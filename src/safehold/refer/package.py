@@ -63,7 +63,7 @@ import pyrage  # type: ignore[import-untyped]
 from fpdf import FPDF, FontFace, XPos, YPos
 from sqlalchemy import select
 
-from safehold.audit import AuditLog, entry_hash
+from safehold.audit import AuditLog, check_exported, entry_info
 from safehold.cases.model import CaseView, ItemInfo
 from safehold.cases.service import Cases
 from safehold.errors import Conflict, InvalidValue, NotFound, preview
@@ -78,7 +78,7 @@ from safehold.refer.preservation import (
     parse_when,
 )
 from safehold.refer.vault import AUDIT_OBJECT as VAULT_OBJECT
-from safehold.refer.vault import EvidenceDamaged, EvidenceVault, _entry
+from safehold.refer.vault import EvidenceDamaged, EvidenceVault
 from safehold.refer.vault import ItemInfo as VaultItemInfo
 from safehold.store.db import Database
 from safehold.store.models import (
@@ -1288,7 +1288,7 @@ class Packages:
             )
             rows = s.scalars(select(AuditEntry).where(cond).order_by(AuditEntry.id)).all()
             entries = [
-                _entry(r).to_dict()
+                entry_info(r).to_dict()
                 for r in rows
                 if r.tenant == data.tenant
                 and (
@@ -2031,32 +2031,7 @@ def render_summary(
 
 def _check_custody(custody: Mapping[str, Any], problems: list[str]) -> list[dict[str, Any]]:
     entries = [e for e in custody.get("entries") or [] if isinstance(e, dict)]
-    prev: dict[str, Any] | None = None
-    for e in entries:
-        try:
-            digest = entry_hash(
-                id=int(e["id"]),
-                at=datetime.fromisoformat(str(e["at"])),
-                tenant=e["tenant"],
-                actor=e["actor"],
-                action=e["action"],
-                object_type=e.get("object_type"),
-                object_id=e.get("object_id"),
-                details=e.get("details") or {},
-                prev_hash=e["prev_hash"],
-            )
-        except (KeyError, TypeError, ValueError):
-            problems.append(f"custody entry {e.get('id')}: malformed")
-            continue
-        if digest != e.get("hash"):
-            problems.append(f"custody entry {e['id']}: its hash does not match its fields")
-        if (
-            prev is not None
-            and int(e["id"]) == int(prev["id"]) + 1
-            and e["prev_hash"] != prev["hash"]
-        ):
-            problems.append(f"custody entry {e['id']}: does not follow entry {prev['id']}")
-        prev = e
+    problems.extend(check_exported(entries))
     return entries
 
 

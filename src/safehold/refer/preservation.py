@@ -619,7 +619,7 @@ class Preservations:
 
     def history(self, request_id: int, tenant: str | None = None) -> list[AuditEntryInfo]:
         """The request's audit entries, oldest first."""
-        from safehold.refer.vault import _entry
+        from safehold.audit import entry_info
 
         with self.db.session() as s:
             self._row(s, request_id, tenant)
@@ -631,7 +631,7 @@ class Preservations:
                 )
                 .order_by(AuditEntry.id)
             ).all()
-            return [_entry(r) for r in rows]
+            return [entry_info(r) for r in rows]
 
     def package(self, request_id: int, tenant: str | None = None) -> dict[str, Any] | None:
         """The package a request was fulfilled with (from its ``preservation_fulfil``

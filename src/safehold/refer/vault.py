@@ -76,7 +76,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from safehold.audit import AuditEntryInfo, AuditLog, VerifyResult, canonical_json, entry_hash
+from safehold.audit import (
+    AuditEntryInfo,
+    AuditLog,
+    VerifyResult,
+    canonical_json,
+    check_exported,
+    entry_info,
+)
 from safehold.banks.entries import DEFAULT_TENANT, check_tenant
 from safehold.errors import InvalidValue, NotFound, SafeholdError, UnknownLabel, preview
 from safehold.jobs import JobContext, job
@@ -1795,7 +1802,7 @@ class EvidenceVault:
                 .where(AuditEntry.object_type == AUDIT_OBJECT, AuditEntry.object_id == str(item_id))
                 .order_by(AuditEntry.id)
             ).all()
-            return [_entry(r) for r in rows]
+            return [entry_info(r) for r in rows]
 
     def _custody(self, ids: Sequence[int], export_id: str) -> dict[str, Any]:
         with self.db.session() as s:
@@ -1810,7 +1817,7 @@ class EvidenceVault:
                 )
                 .order_by(AuditEntry.id)
             ).all()
-            entries = [_entry(r).to_dict() for r in rows]
+            entries = [entry_info(r).to_dict() for r in rows]
         last_id, last_hash, _count = self.audit.head()
         chain = self.audit.verify()
         return {
@@ -2182,21 +2189,6 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _entry(row: AuditEntry) -> AuditEntryInfo:
-    return AuditEntryInfo(
-        id=int(row.id),
-        at=row.at,
-        tenant=row.tenant,
-        actor=row.actor,
-        action=row.action,
-        object_type=row.object_type,
-        object_id=row.object_id,
-        details=dict(row.details or {}),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
-
-
 def vault_from_env(db: Database, audit: AuditLog | None = None) -> EvidenceVault | None:
     """The vault for a service or worker: ``None`` when no master key is configured; when
     one is configured but unusable (malformed, a key file others may read), a vault whose
@@ -2275,29 +2267,8 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
     except (OSError, ValueError) as exc:
         problems.append(f"custody.json cannot be read: {exc}")
         custody = {}
-    prev: dict[str, Any] | None = None
-    for entry in entries:
-        try:
-            digest = entry_hash(
-                id=int(entry["id"]),
-                at=datetime.fromisoformat(str(entry["at"])),
-                tenant=entry["tenant"],
-                actor=entry["actor"],
-                action=entry["action"],
-                object_type=entry.get("object_type"),
-                object_id=entry.get("object_id"),
-                details=entry.get("details") or {},
-                prev_hash=entry["prev_hash"],
-            )
-        except (KeyError, TypeError, ValueError):
-            problems.append(f"custody entry {entry.get('id')}: malformed")
-            continue
-        if digest != entry.get("hash"):
-            problems.append(f"custody entry {entry['id']}: its hash does not match its fields")
-        follows = prev is not None and int(entry["id"]) == int(prev["id"]) + 1
-        if follows and prev is not None and entry["prev_hash"] != prev["hash"]:
-            problems.append(f"custody entry {entry['id']}: does not follow entry {prev['id']}")
-        prev = entry
+    problems.extend(check_exported(entries))
+    prev: dict[str, Any] | None = entries[-1] if entries and isinstance(entries[-1], dict) else None
     head = custody.get("audit_head") or {}
     at_head = prev is not None and head.get("last_id") == prev.get("id")
     if at_head and prev is not None and head.get("last_hash") != prev.get("hash"):
