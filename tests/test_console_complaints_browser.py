@@ -9,13 +9,13 @@ the complaint (``Ctrl``+``Enter`` in the form) and writes to the reporter (``m``
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.browser import chromium, require_chromium
 from tests.console_seed import PASSWORD, picture, seed_users
 from tests.live_server import LiveServer, serve
 
@@ -24,15 +24,13 @@ from safehold.intake.receipts import Receipt
 from safehold.store import Database
 from safehold.web.service import Service
 
-CHROMIUM = "/usr/bin/chromium"
 URL = "https://files.example.org/u/7f3a/photo-12.jpg"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @dataclass
@@ -48,20 +46,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()

@@ -13,17 +13,16 @@ equal; refused files must be refused with the expected code.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.browser import chromium, require_chromium
 from tests.conftest import VECTORS
 from tests.live_server import serve_app
 from tests.ondevice_vectors import NO_WEBGL_MAX_DISTANCE, build
 
-CHROMIUM = "/usr/bin/chromium"
 STATIC = Path(__file__).resolve().parents[1] / "src" / "safehold" / "web" / "portal" / "static"
 CSP = (
     "default-src 'self'; script-src 'self'; worker-src 'self'; img-src 'self' blob: data:; "
@@ -50,10 +49,9 @@ TIMED = {
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Browser, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.middleware.base import BaseHTTPMiddleware  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
@@ -86,20 +84,8 @@ def _app(vectors_dir: Path) -> Starlette:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ the browser; and axe-core over every page in English and Malay.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -20,21 +19,20 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.browser import chromium, require_chromium
 from tests.live_server import LiveServer, serve
 from tests.media_factory import photo_like, write_image
 
 from safehold.store import Database
 
-CHROMIUM = "/usr/bin/chromium"
 ONDEVICE = Path(__file__).resolve().parents[1] / "src/safehold/web/portal/static/ondevice/hash.js"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @dataclass
@@ -51,20 +49,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 POW_BITS = 8
@@ -188,8 +174,7 @@ def wait_for(check: Any, timeout: float = 20.0) -> bool:
 
 
 def test_on_device_hashing_through_the_page(browser: Browser, site: Site) -> None:
-    if not ONDEVICE.exists():
-        pytest.skip(f"the on-device hashing module {ONDEVICE.name} is not there yet")
+    assert ONDEVICE.exists(), f"the on-device hashing module {ONDEVICE} is missing"
     from safehold.banks.repository import Banks
     from safehold.hashing import hash_file
 
