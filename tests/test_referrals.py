@@ -126,7 +126,11 @@ def test_round_trip_preserve_two_reviewers_submit_report_id_on_case(
 
     rita, rob = platform.people["rita"], platform.people["rob"]
     proposed = platform.svc.referrals.propose(
-        case_id, rita, annotations=["sextortion"], notes="Known A1 picture re-uploaded."
+        case_id,
+        rita,
+        annotations=["sextortion"],
+        file_annotations=["possibleSelfProduction"],
+        notes="Known A1 picture re-uploaded.",
     )
     assert proposed.status == "proposed"
     with pytest.raises(Conflict, match="second person"):
@@ -160,6 +164,7 @@ def test_round_trip_preserve_two_reviewers_submit_report_id_on_case(
     assert details.findtext(".//industryClassification") == "A1"
     assert details.findtext(".//fileViewedByEsp") == "true"
     assert details.findtext(".//originalFileName") == "upload-1"
+    assert details.find(".//fileAnnotations/possibleSelfProduction") is not None
     assert hashlib.md5(uploaded.data).hexdigest() in (uploaded.details or b"").decode()
 
     # preserved in the vault, every access audited; the audit chain holds
@@ -255,6 +260,8 @@ def test_refused_without_vault_or_company(
         platform.svc.vault = vault
     with pytest.raises(InvalidValue, match="unknown incident type"):
         platform.svc.referrals.propose(case_id, platform.people["rita"], incident_type="<script>")
+    with pytest.raises(InvalidValue, match="unknown file annotation"):
+        platform.svc.referrals.propose(case_id, platform.people["rita"], file_annotations=["x"])
 
 
 def test_tampered_evidence_is_detected_before_sending(
@@ -314,3 +321,14 @@ def test_referrals_cli_lists_shows_and_sends(
     assert "NCMEC report" in run("referrals", "send", str(r.id))  # already sent: no resubmit
     assert ncmec.count("submit") == 1
     run("referrals", "show", "999", code=2)
+
+
+def test_synthetic_labels_annotate_files_as_generative_ai() -> None:
+    from safehold.refer.ncmec import FileAnnotation
+    from safehold.refer.referrals import _file_annotations
+
+    synthetic = [{"labels": ["csam:ai-generated"]}]
+    assert _file_annotations({}, None, synthetic) == {FileAnnotation.GENERATIVE_AI}
+    assert _file_annotations({}, "ncii:synthetic", []) == {FileAnnotation.GENERATIVE_AI}
+    chosen = {"file_annotations": ["infant"]}
+    assert _file_annotations(chosen, "A1", [{"labels": ["A1"]}]) == {FileAnnotation.INFANT}

@@ -156,11 +156,28 @@ def _info(row: Referral) -> ReferralInfo:
     )
 
 
+def _enum_values(values: Iterable[str], enum: Any, what: str) -> list[str]:
+    names = {a.value.lower(): a for a in enum}
+    chosen = []
+    for a in values:
+        found = names.get(str(a).strip().lower())
+        if found is None:
+            raise InvalidValue(
+                f"unknown {what} {preview(a)}: use " + ", ".join(x.value for x in enum)
+            )
+        chosen.append(found.value)
+    return sorted(set(chosen))
+
+
 def check_details(
-    incident_type: str, annotations: Iterable[str], escalate: str | None, notes: str
+    incident_type: str,
+    annotations: Iterable[str],
+    escalate: str | None,
+    notes: str,
+    file_annotations: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The proposer's choices, checked against the CyberTipline's enumerations."""
-    from safehold.refer.ncmec import IncidentType, ReportAnnotation
+    from safehold.refer.ncmec import FileAnnotation, IncidentType, ReportAnnotation
 
     by_name = {t.name.lower(): t for t in IncidentType} | {t.value: t for t in IncidentType}
     kind = by_name.get(str(incident_type).strip().lower()) or by_name.get(str(incident_type))
@@ -169,20 +186,11 @@ def check_details(
             f"unknown incident type {preview(incident_type)}: use one of "
             + ", ".join(t.name.lower() for t in IncidentType)
         )
-    names = {a.value.lower(): a for a in ReportAnnotation}
-    chosen = []
-    for a in annotations:
-        found = names.get(str(a).strip().lower())
-        if found is None:
-            raise InvalidValue(
-                f"unknown report annotation {preview(a)}: use "
-                + ", ".join(x.value for x in ReportAnnotation)
-            )
-        chosen.append(found.value)
     escalate = clean_text(escalate, 300, "the escalation reason", multiline=False) or None
     return {
         "incident_type": kind.name.lower(),
-        "annotations": sorted(set(chosen)),
+        "annotations": _enum_values(annotations, ReportAnnotation, "report annotation"),
+        "file_annotations": _enum_values(file_annotations, FileAnnotation, "file annotation"),
         "escalate": escalate,
         "notes": clean_text(notes, MAX_NOTES, "the notes"),
     }
@@ -305,9 +313,13 @@ class Referrals:
         annotations: Iterable[str] = (),
         escalate: str | None = None,
         notes: str = "",
+        file_annotations: Iterable[str] = (),
     ) -> ReferralInfo:
-        """Propose a CyberTipline referral of a case; a second person approves it."""
-        details = check_details(incident_type, annotations, escalate, notes)
+        """Propose a CyberTipline referral of a case; a second person approves it.
+        ``file_annotations`` (``generativeAi``, ``possibleSelfProduction``, ...) apply to
+        every file; ``generativeAi`` is added by itself to files labelled synthetic
+        (``csam:ai-generated``, ``ncii:synthetic``)."""
+        details = check_details(incident_type, annotations, escalate, notes, file_annotations)
         reporter_from_env()
         self._need_vault()
         with self.db.session() as s:
@@ -505,6 +517,7 @@ class Referrals:
                     viewed_by_esp=int(item.id) in viewed,
                     original_file_name=(item.content_id or None),
                     industry_classification=_classification(label, item.matches or []),
+                    annotations=_file_annotations(details, label, item.matches or []),
                     upload_ip=ip,
                     uploaded_at=ev.at if ev is not None else item.added_at,
                     additional_info=tuple(
@@ -654,6 +667,19 @@ def _classification(label: str | None, matches: Iterable[Any]) -> Any:
     ]
     worst = taxonomy.worst_of(found)
     return IndustryClassification(worst) if worst else None
+
+
+SYNTHETIC = frozenset({"csam:ai-generated", "ncii:synthetic"})
+
+
+def _file_annotations(details: dict[str, Any], label: str | None, matches: Iterable[Any]) -> Any:
+    from safehold.refer.ncmec import FileAnnotation
+
+    chosen = {FileAnnotation(a) for a in details.get("file_annotations") or []}
+    labels = {x for m in matches if isinstance(m, dict) for x in m.get("labels") or []}
+    if label in SYNTHETIC or labels & SYNTHETIC:
+        chosen.add(FileAnnotation.GENERATIVE_AI)
+    return frozenset(chosen)
 
 
 def _suffix(record: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ def incident_titles() -> dict[str, str]:
 
 def panel_context(request: Request, viewer: Viewer, case_id: int) -> dict[str, Any]:
     """What the panel shows; also used by the case page to render it in place."""
-    from safehold.refer.ncmec import ReportAnnotation
+    from safehold.refer.ncmec import FileAnnotation, ReportAnnotation
 
     svc = service(request)
     case = svc.cases.get(case_id, viewer.tenant).case
@@ -48,6 +48,7 @@ def panel_context(request: Request, viewer: Viewer, case_id: int) -> dict[str, A
         ),
         "incident_titles": incident_titles(),
         "report_annotations": [a.value for a in ReportAnnotation],
+        "file_annotations": [a.value for a in FileAnnotation],
     }
 
 
@@ -84,6 +85,7 @@ def propose(
     case_id: int,
     incident_type: str = Form("child_pornography", max_length=64),
     annotations: list[str] = Form([]),
+    file_annotations: list[str] = Form([]),
     escalate: str = Form("", max_length=300),
     notes: str = Form("", max_length=4000),
     viewer: Viewer = Depends(permission("review", post=True)),
@@ -94,6 +96,7 @@ def propose(
             viewer.user,
             incident_type=incident_type,
             annotations=annotations[:10],
+            file_annotations=file_annotations[:20],
             escalate=escalate or None,
             notes=notes,
         )
